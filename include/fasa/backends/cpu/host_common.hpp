@@ -1,0 +1,68 @@
+// SPDX-FileCopyrightText: 2026 The fasa authors
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// What the host backends share: the cache buffer in host memory, the append of one token, and
+// a key reader that any KVStorage layout serves.
+
+#include <cstdint>
+#include <vector>
+
+#include "fasa/compose/selection.hpp"
+#include "fasa/policies/concepts.hpp"
+
+namespace fasa::cpu {
+
+struct host_state {
+  std::vector<float> cache;           // storage.buffer_elements() values
+  std::vector<float> scores;          // [t] scratch for one unit's scores
+  std::vector<std::int32_t> scratch;  // [t] scratch for top-k
+};
+
+template <KVStorage St>
+void host_init(const St& st, host_state& s) {
+  s.cache.assign(static_cast<std::size_t>(st.buffer_elements()), 0.0f);
+}
+
+// Writes token `pos`: k_rot, v: [num_kv_heads, head_dim] (keys already rotated).
+template <KVStorage St>
+void host_append(const St& st, host_state& s, std::int64_t pos, const float* k_rot,
+                 const float* v) {
+  const int d = st.head_dim();
+  for (int h = 0; h < st.num_kv_heads(); ++h)
+    for (int i = 0; i < d; ++i) {
+      s.cache[static_cast<std::size_t>(st.key_index(h, pos, i))] = k_rot[h * d + i];
+      s.cache[static_cast<std::size_t>(st.value_index(h, pos, i))] = v[h * d + i];
+    }
+}
+
+// keys(token, dim) of one KV head, through the storage's layout.
+template <KVStorage St>
+struct host_key_reader {
+  const St* st;
+  const float* cache;
+  int kv_head;
+  float operator()(std::int64_t token, int dim) const {
+    return cache[st->key_index(kv_head, token, dim)];
+  }
+};
+
+// The queries a selection unit scores with. q_rot: [num_q_heads, head_dim].
+inline unit_queries make_unit_queries(const attention_shape& shape, selection_granularity g,
+                                      const float* q_rot, int unit) {
+  unit_queries uq;
+  uq.head_dim = shape.head_dim;
+  uq.unit = unit;
+  if (g == selection_granularity::query_head) {
+    uq.q = q_rot + static_cast<std::int64_t>(unit) * shape.head_dim;
+    uq.count = 1;
+    uq.kv_head = shape.kv_head_of(unit);
+  } else {
+    uq.q = q_rot + static_cast<std::int64_t>(unit) * shape.group_size() * shape.head_dim;
+    uq.count = shape.group_size();
+    uq.kv_head = unit;
+  }
+  return uq;
+}
+
+}  // namespace fasa::cpu

@@ -1,0 +1,127 @@
+// SPDX-FileCopyrightText: 2026 The fasa authors
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The reference backend: naive loops, one comment per formula step, sums in double. It is the
+// oracle every other backend and every new policy is tested against, so it favours being
+// obviously right over being fast. It reads keys only through the storage's key_index(), so it
+// checks every layout too.
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "fasa/backends/cpu/host_common.hpp"
+#include "fasa/compose/selection.hpp"
+#include "fasa/core/topk.hpp"
+#include "fasa/policies/backend/tags.hpp"
+#include "fasa/policies/concepts.hpp"
+
+namespace fasa {
+
+template <>
+struct backend_impl<backend::cpu_reference> {
+  using is_implemented = void;
+  using state = cpu::host_state;
+  using tag = backend::cpu_reference;
+
+  template <KVStorage St>
+  static void init(const tag&, const St& st, state& s) {
+    cpu::host_init(st, s);
+  }
+
+  template <KVStorage St>
+  static void append(const tag&, const St& st, state& s, std::int64_t pos, const float* k_rot,
+                     const float* v) {
+    cpu::host_append(st, s, pos, k_rot, v);
+  }
+
+  // TIP / oracle / any selector: score every cached token with the selector's own score(),
+  // then keep the top keep(t) per unit (FASA Eq. 7). q_rot: [num_q_heads, head_dim].
+  template <TokenSelector Sel, KVStorage St>
+  static void select(const tag&, const Sel& sel, const St& st, const attention_shape& shape,
+                     state& s, const float* q_rot, std::int64_t t, selection& out) {
+    const selection_granularity g = sel.granularity();
+    out.all = false;
+    out.granularity = g;
+    out.units = num_selection_units(shape, g);
+    out.per_unit = sel.keep(t);
+    out.tokens.resize(static_cast<std::size_t>(out.units * out.per_unit));
+    s.scores.resize(static_cast<std::size_t>(t));
+    std::vector<std::int32_t> chosen;
+    for (int u = 0; u < out.units; ++u) {
+      const unit_queries uq = cpu::make_unit_queries(shape, g, q_rot, u);
+      const cpu::host_key_reader<St> keys{&st, s.cache.data(), uq.kv_head};
+      // Step 1: one ranking score per cached token, S_j = sel.score(q, k_j).
+      for (std::int64_t j = 0; j < t; ++j) s.scores[static_cast<std::size_t>(j)] = sel.score(uq, keys, j);
+      // Step 2: TopK-I(S, keep): forced tokens first, then the highest scores.
+      select_top_k(s.scores, out.per_unit, sel.forced(), chosen, s.scratch);
+      std::copy(chosen.begin(), chosen.end(), out.unit_tokens(u).begin());
+    }
+  }
+
+  // FAC (FASA Eq. 8) or dense attention: for each query head h,
+  //   o_h = softmax(q_h K_T^T / sqrt(d)) V_T over the unit's tokens T (all t when sel.all).
+  // q_rot: [num_q_heads, head_dim]; out: [num_q_heads, head_dim].
+  template <KVStorage St>
+  static void attend(const tag&, const St& st, const attention_shape& shape, const state& s,
+                     const float* q_rot, std::int64_t t, const selection& sel, float* out) {
+    for (int h = 0; h < shape.num_q_heads; ++h) {
+      const int kv = shape.kv_head_of(h);
+      const int unit = sel.granularity == selection_granularity::query_head ? h : kv;
+      const std::int64_t n = sel.all ? t : sel.per_unit;
+      const auto token = [&](std::int64_t i) -> std::int64_t {
+        return sel.all ? i : sel.unit_tokens(unit)[static_cast<std::size_t>(i)];
+      };
+      attend_one_head(st, s, shape.head_dim, kv, q_rot + h * shape.head_dim, n, token,
+                      out + h * shape.head_dim);
+    }
+  }
+
+  // Dense causal attention for a block of T new tokens at positions start .. start+T-1, whose
+  // keys are already in the cache. q_rot: [T, num_q_heads, head_dim]; out likewise.
+  template <KVStorage St>
+  static void prefill(const tag&, const St& st, const attention_shape& shape, const state& s,
+                      const float* q_rot, std::int64_t start, std::int64_t count, float* out) {
+    const std::int64_t row = static_cast<std::int64_t>(shape.num_q_heads) * shape.head_dim;
+    for (std::int64_t i = 0; i < count; ++i)
+      for (int h = 0; h < shape.num_q_heads; ++h) {
+        // causal: the token at position start+i sees positions 0 .. start+i
+        const auto token = [](std::int64_t j) { return j; };
+        attend_one_head(st, s, shape.head_dim, shape.kv_head_of(h),
+                        q_rot + i * row + h * shape.head_dim, start + i + 1, token,
+                        out + i * row + h * shape.head_dim);
+      }
+  }
+
+ private:
+  template <KVStorage St, class TokenAt>
+  static void attend_one_head(const St& st, const state& s, int d, int kv, const float* q,
+                              std::int64_t n, const TokenAt& token, float* out) {
+    const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+    std::vector<double> logits(static_cast<std::size_t>(n));
+    // Step 1: logits l_i = (q . k_{T_i}) / sqrt(d).
+    double max_logit = -INFINITY;
+    for (std::int64_t i = 0; i < n; ++i) {
+      double dot = 0.0;
+      for (int c = 0; c < d; ++c)
+        dot += static_cast<double>(q[c]) *
+               s.cache[static_cast<std::size_t>(st.key_index(kv, token(i), c))];
+      logits[static_cast<std::size_t>(i)] = dot * scale;
+      max_logit = std::max(max_logit, logits[static_cast<std::size_t>(i)]);
+    }
+    // Step 2: softmax, shifted by the max logit so exp() cannot overflow.
+    double denom = 0.0;
+    for (auto& l : logits) denom += (l = std::exp(l - max_logit));
+    // Step 3: o = sum_i p_i v_{T_i} with p_i = exp(l_i - max) / denom.
+    for (int c = 0; c < d; ++c) {
+      double acc = 0.0;
+      for (std::int64_t i = 0; i < n; ++i)
+        acc += logits[static_cast<std::size_t>(i)] *
+               s.cache[static_cast<std::size_t>(st.value_index(kv, token(i), c))];
+      out[c] = static_cast<float>(acc / denom);
+    }
+  }
+};
+
+}  // namespace fasa
