@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# SPDX-FileCopyrightText: 2026 The fasa authors
+# SPDX-License-Identifier: Apache-2.0
+#
+# Installs what building and testing fasa needs on Debian 12 (the CI machine). Idempotent and
+# quick when everything is present: apt-get runs only when a package is missing.
+# nvcc is not a Debian package here: where /usr/local/cuda exists the CUDA targets build too.
+set -euo pipefail
+
+packages=(
+  cmake g++ make            # the build
+  libeigen3-dev             # fasa::eigen
+  nlohmann-json3-dev        # fasa::fasa (calibration files)
+  doctest-dev               # the test suite
+  libcli11-dev              # tools/
+  clang-format              # the clang_format test
+  python3                   # scripts and plots
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "install-deps: installing ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+  as_root=()
+elif command -v sudo >/dev/null 2>&1; then
+  as_root=(sudo)
+else
+  echo "install-deps: missing packages (${missing[*]}) and not root, no sudo" >&2
+  exit 1
+fi
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+  apt-get install -y -q --no-install-recommends "${missing[@]}"

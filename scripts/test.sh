@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# SPDX-FileCopyrightText: 2026 The fasa authors
+# SPDX-License-Identifier: Apache-2.0
+#
+# The test command (what CI runs, through .ci/run): installs the dependencies, configures the
+# cpu-release preset into build/cpu-release, builds it on every core and runs ctest. Where nvcc
+# exists the CUDA targets compile as part of the build; GPU tests need a GPU and are skipped.
+# Exits non-zero on the first failure.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+preset="${FASA_PRESET:-cpu-release}"
+jobs="$(nproc)"
+start=$SECONDS
+stage() { printf '\n== %s (%ds)\n' "$*" $((SECONDS - start)); }
+
+stage "install dependencies"
+bash scripts/install-deps.sh
+
+stage "configure (preset $preset)"
+cmake --preset "$preset"
+
+stage "build (-j$jobs)"
+cmake --build --preset "$preset" -j "$jobs"
+
+stage "test"
+ctest --preset "$preset" --output-on-failure
+
+stage "done"
