@@ -460,7 +460,17 @@ inline void emit(std::ostream& os, const nlohmann::ordered_json& j, int indent) 
       (j.is_array() || j.is_object()) &&
       std::any_of(j.begin(), j.end(), [](const auto& e) { return e.is_array() || e.is_object(); });
   if (!nested) {
-    os << j.dump();
+    if (!j.is_array() && !j.is_object()) {
+      os << j.dump();
+      return;
+    }
+    os << (j.is_array() ? '[' : '{');
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (it != j.begin()) os << ", ";
+      if (j.is_object()) os << nlohmann::ordered_json(it.key()).dump() << ": ";
+      os << it->dump();
+    }
+    os << (j.is_array() ? ']' : '}');
     return;
   }
   const std::string pad(static_cast<std::size_t>(indent) + 2, ' ');
