@@ -1,0 +1,820 @@
+// SPDX-FileCopyrightText: 2026 The fasa authors
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// The fast CPU backend: the same math as fasa/backends/cpu/reference.hpp, restructured so that
+// every byte of the cache is read once per step and the arithmetic runs on Eigen packets.
+// Never included by a .cu file.
+//
+// What runs where (all paths produce what the reference produces, within fp32 rounding):
+//   attention (dense, FAC, prefill)  one kernel: scores for a block of KV rows against all the
+//       queries that share them (a whole GQA group, or a block of prefill queries), an online
+//       softmax, then P.V; long row ranges are split into pieces run in parallel and merged with
+//       the online-softmax rule (flash-decoding). Rows come straight from the cache when they
+//       are a contiguous range of a known layout, or are gathered into per-thread scratch (FAC's
+//       selected rows; any user-defined storage).
+//   selection  dot_dim_subset on split_dominant and dot_all_dims on contiguous/split_dominant
+//       run as matrix-vector products over the cache; every other selector/storage pair
+//       (score_kind::custom, dot_dim_subset on contiguous, user storages) calls the selector's
+//       own score() per token. Top-k is an exact radix select with the tie rule of
+//       fasa::select_top_k (forced tokens first, then higher score, then lower index).
+//
+// Threads: OpenMP over KV heads / selection units and pieces of the sequence, backend tag's
+// `threads` when > 0, else OpenMP's default; without OpenMP everything runs on the calling thread.
+// Decode allocates nothing once its scratch has grown to the largest step (the first step
+// sizes the selection scratch for the whole capacity).
+
+#include <Eigen/Core>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+#include "fasa/backends/cpu/host_common.hpp"
+#include "fasa/compose/selection.hpp"
+#include "fasa/core/error.hpp"
+#include "fasa/core/topk.hpp"
+#include "fasa/policies/backend/tags.hpp"
+#include "fasa/policies/concepts.hpp"
+#include "fasa/policies/storage/contiguous.hpp"
+#include "fasa/policies/storage/split_dominant.hpp"
+
+#if FASA_COMPILING_WITH_NVCC
+#error "fasa/backends/cpu/eigen.hpp is a host-only header; do not include it from a .cu file"
+#endif
+
+namespace fasa::cpu {
+
+// ---------------------------------------------------------------------------------------------
+// State: the cache buffer (laid out by the storage, like the reference backend's, so tests and
+// tools read both the same way) and scratch that grows during warm-up and is then reused.
+struct eigen_scratch {
+  std::vector<float> qs;           // [columns, head_dim] permuted, scaled queries
+  std::vector<float> s;            // [columns, block] scores, then probabilities
+  std::vector<float> k;            // [block, head_dim] gathered keys (permuted dim order)
+  std::vector<float> v;            // [block, head_dim] gathered values
+  std::vector<std::uint32_t> keys;  // [capacity] top-k ordering keys
+  std::vector<std::int32_t> cand;  // [capacity] top-k candidates
+  std::vector<std::int32_t> above;  // [capacity] top-k tokens above the threshold bin
+};
+
+struct eigen_state {
+  std::vector<float> cache;               // storage.buffer_elements() values
+  std::vector<float> scores;              // [units, capacity] ranking scores of one step
+  std::vector<float> partials;            // [pieces, columns, head_dim + 2] online-softmax parts
+  std::vector<std::int32_t> forced;       // forced tokens of one step, ascending
+  std::vector<eigen_scratch> per_thread;  // one per OpenMP thread
+};
+
+namespace eigen_detail {
+
+using packet = Eigen::Array<float, 8, 1>;  // one AVX register, or two SSE/NEON ones
+using array_map = Eigen::Map<Eigen::ArrayXf>;
+using const_array_map = Eigen::Map<const Eigen::ArrayXf>;
+
+constexpr std::int64_t kBlockRows = 512;       // KV rows per kernel block: K+V of a block stay in L2
+constexpr std::int64_t kMinPieceRows = 2048;   // shortest range worth its own thread (attention)
+constexpr std::int64_t kMinScoreRows = 4096;   // the same for scoring
+constexpr int kPiecesPerThread = 4;            // pieces per thread, for load balance
+constexpr std::int64_t kMinParallelBytes = std::int64_t{1} << 19;  // less runs on one thread
+
+template <class V>
+void grow(V& v, std::size_t n) {
+  if (v.size() < n) v.resize(n);
+}
+
+inline packet load(const float* p) { return Eigen::Map<const packet>(p); }
+
+// ---- threads --------------------------------------------------------------------------------
+
+inline int thread_count(const backend::cpu_eigen& be) {
+#if defined(_OPENMP)
+  return be.threads > 0 ? be.threads : omp_get_max_threads();
+#else
+  (void)be;
+  return 1;
+#endif
+}
+
+// Runs first(i, thread) for i in [0, n1), then, once all of those are done, second(i, thread)
+// for i in [0, n2): one team of up to `threads` threads, so one fork/join per call; thread <
+// threads. Work under kMinParallelBytes (the caller's estimate of the bytes it touches) runs on
+// the calling thread, because on a busy machine waking a team costs more than it saves.
+template <class F1, class F2>
+void parallel_phases(int threads, std::int64_t bytes, std::int64_t n1, const F1& first,
+                     std::int64_t n2, const F2& second) {
+#if defined(_OPENMP)
+  const int team = bytes < kMinParallelBytes
+                       ? 1
+                       : static_cast<int>(std::min<std::int64_t>(threads, std::max(n1, n2)));
+  if (team > 1) {
+#pragma omp parallel num_threads(team)
+    {
+      const int tid = omp_get_thread_num();
+#pragma omp for schedule(dynamic, 1)
+      for (std::int64_t i = 0; i < n1; ++i) first(i, tid);
+#pragma omp for schedule(dynamic, 1)
+      for (std::int64_t i = 0; i < n2; ++i) second(i, tid);
+    }
+    return;
+  }
+#else
+  (void)threads, (void)bytes;
+#endif
+  for (std::int64_t i = 0; i < n1; ++i) first(i, 0);
+  for (std::int64_t i = 0; i < n2; ++i) second(i, 0);
+}
+
+template <class F>
+void parallel_for(int threads, std::int64_t bytes, std::int64_t n, const F& f) {
+  parallel_phases(threads, bytes, n, f, 0, [](std::int64_t, int) {});
+}
+
+inline std::vector<eigen_scratch>& scratch_for(eigen_state& s, int threads) {
+  if (static_cast<int>(s.per_thread.size()) < threads)
+    s.per_thread.resize(static_cast<std::size_t>(threads));
+  return s.per_thread;
+}
+
+// How many pieces to cut `rows` into when `jobs` jobs already run in parallel.
+inline std::int64_t pieces_for(std::int64_t rows, std::int64_t jobs, int threads,
+                               std::int64_t min_rows) {
+  const std::int64_t want = (std::int64_t{kPiecesPerThread} * threads + jobs - 1) / jobs;
+  const std::int64_t most = std::max<std::int64_t>(1, rows / min_rows);
+  return std::clamp<std::int64_t>(want, 1, most);
+}
+
+// ---- layouts ----------------------------------------------------------------------------------
+// A KV head of a known layout is two key segments (row-major [capacity, w0] and [capacity, w1])
+// holding the dims perm[0..w0) and perm[w0..d), plus row-major values [capacity, d]. For
+// contiguous storage w1 = 0 and perm is the identity; for split_dominant the segments are the
+// slab and the rest. q . k is then q_perm[0:w0] . seg0_row + q_perm[w0:d] . seg1_row with the
+// query permuted once per head: no per-element index lookups in the loops.
+struct head_layout {
+  const float* seg0 = nullptr;         // [capacity, w0]
+  const float* seg1 = nullptr;         // [capacity, w1]
+  const float* values = nullptr;       // [capacity, d]
+  int w0 = 0;
+  int w1 = 0;
+  const std::int32_t* perm = nullptr;  // [d] dim at position j; nullptr: identity
+};
+
+template <class St>
+inline constexpr bool has_head_layout =
+    std::is_same_v<St, storage::contiguous> || std::is_same_v<St, storage::split_dominant>;
+
+inline head_layout layout_of(const storage::contiguous& st, const float* cache, int h) {
+  return {cache + st.key_row(h, 0), nullptr, cache + st.value_row(h, 0), st.dim, 0, nullptr};
+}
+inline head_layout layout_of(const storage::split_dominant& st, const float* cache, int h) {
+  return {cache + st.slab_row(h, 0), cache + st.rest_row(h, 0), cache + st.value_row(h, 0),
+          st.slab_width, st.rest_width(), st.perm + static_cast<std::int64_t>(h) * st.dim};
+}
+
+// Rows of one kernel block: keys as two segments (row strides ld0/ld1), values (stride ldv).
+struct row_block {
+  const float* k0;
+  std::int64_t ld0;
+  int w0;
+  const float* k1;
+  std::int64_t ld1;
+  int w1;
+  const float* v;
+  std::int64_t ldv;
+};
+
+// Rows [first, first+len) of a head, or the rows tokens[first..first+len) when `tokens` is set.
+// Contiguous ranges of a known layout are read in place; everything else is gathered into the
+// thread's scratch as [len, d] rows in the head's permuted dim order.
+template <KVStorage St>
+row_block rows_of(const St& st, const float* cache, int h, const std::int32_t* tokens,
+                  std::int64_t first, std::int64_t len, eigen_scratch& sc) {
+  const int d = st.head_dim();
+  if constexpr (has_head_layout<St>) {
+    const head_layout L = layout_of(st, cache, h);
+    if (tokens == nullptr)
+      return {L.seg0 + first * L.w0, L.w0, L.w0, L.seg1 + first * L.w1, L.w1, L.w1,
+              L.values + first * d, d};
+    grow(sc.k, static_cast<std::size_t>(len * d));
+    grow(sc.v, static_cast<std::size_t>(len * d));
+    for (std::int64_t i = 0; i < len; ++i) {
+      const std::int64_t tok = tokens[first + i];
+      float* kr = sc.k.data() + i * d;
+      std::memcpy(kr, L.seg0 + tok * L.w0, sizeof(float) * static_cast<std::size_t>(L.w0));
+      if (L.w1 > 0)
+        std::memcpy(kr + L.w0, L.seg1 + tok * L.w1, sizeof(float) * static_cast<std::size_t>(L.w1));
+      std::memcpy(sc.v.data() + i * d, L.values + tok * d, sizeof(float) * static_cast<std::size_t>(d));
+    }
+  } else {
+    // A user-defined layout: read through key_index()/value_index(), in plain dim order.
+    grow(sc.k, static_cast<std::size_t>(len * d));
+    grow(sc.v, static_cast<std::size_t>(len * d));
+    for (std::int64_t i = 0; i < len; ++i) {
+      const std::int64_t tok = tokens ? tokens[first + i] : first + i;
+      for (int c = 0; c < d; ++c) {
+        sc.k[static_cast<std::size_t>(i * d + c)] = cache[st.key_index(h, tok, c)];
+        sc.v[static_cast<std::size_t>(i * d + c)] = cache[st.value_index(h, tok, c)];
+      }
+    }
+  }
+  return {sc.k.data(), d, d, nullptr, 0, 0, sc.v.data(), d};
+}
+
+template <KVStorage St>
+const std::int32_t* perm_of(const St& st, int h) {
+  if constexpr (std::is_same_v<St, storage::split_dominant>)
+    return st.perm + static_cast<std::int64_t>(h) * st.dim;
+  else
+    return nullptr;  // contiguous and gathered user layouts keep the plain dim order
+}
+
+// ---- kernels --------------------------------------------------------------------------------
+
+// s[c * lds + i] = k_i . q_c for rows i < rows and C columns, where k_i is seg0 row i followed by
+// seg1 row i, and q_c = q + c * ldq holds the matching (permuted) query values. Two rows at a
+// time so each query packet loaded serves two rows.
+template <int C>
+void dot_rows_fixed(const row_block& b, std::int64_t rows, const float* q, std::int64_t ldq,
+                    float* s, std::int64_t lds) {
+  const auto segment = [&](const float* r0, const float* r1, int w, const float* qq, packet* a0,
+                           packet* a1, float* t0, float* t1) {
+    int j = 0;
+    for (; j + 8 <= w; j += 8) {
+      const packet x0 = load(r0 + j);
+      const packet x1 = load(r1 + j);
+      for (int c = 0; c < C; ++c) {
+        const packet qc = load(qq + c * ldq + j);
+        a0[c] += x0 * qc;
+        a1[c] += x1 * qc;
+      }
+    }
+    for (; j < w; ++j)
+      for (int c = 0; c < C; ++c) {
+        t0[c] += r0[j] * qq[c * ldq + j];
+        t1[c] += r1[j] * qq[c * ldq + j];
+      }
+  };
+  std::int64_t i = 0;
+  for (; i + 2 <= rows; i += 2) {
+    packet a0[C], a1[C];
+    float t0[C], t1[C];
+    for (int c = 0; c < C; ++c) a0[c].setZero(), a1[c].setZero(), t0[c] = 0.0f, t1[c] = 0.0f;
+    segment(b.k0 + i * b.ld0, b.k0 + (i + 1) * b.ld0, b.w0, q, a0, a1, t0, t1);
+    if (b.w1 > 0) segment(b.k1 + i * b.ld1, b.k1 + (i + 1) * b.ld1, b.w1, q + b.w0, a0, a1, t0, t1);
+    for (int c = 0; c < C; ++c) {
+      s[c * lds + i] = a0[c].sum() + t0[c];
+      s[c * lds + i + 1] = a1[c].sum() + t1[c];
+    }
+  }
+  if (i < rows) {  // an odd last row: pair it with itself
+    packet a0[C], a1[C];
+    float t0[C], t1[C];
+    for (int c = 0; c < C; ++c) a0[c].setZero(), a1[c].setZero(), t0[c] = 0.0f, t1[c] = 0.0f;
+    segment(b.k0 + i * b.ld0, b.k0 + i * b.ld0, b.w0, q, a0, a1, t0, t1);
+    if (b.w1 > 0) segment(b.k1 + i * b.ld1, b.k1 + i * b.ld1, b.w1, q + b.w0, a0, a1, t0, t1);
+    for (int c = 0; c < C; ++c) s[c * lds + i] = a0[c].sum() + t0[c];
+  }
+}
+
+// Any number of columns, four at a time (the row stays in L1 between the passes).
+inline void dot_rows(const row_block& b, std::int64_t rows, const float* q, std::int64_t ldq,
+                     int columns, float* s, std::int64_t lds) {
+  int c = 0;
+  for (; c + 4 <= columns; c += 4) dot_rows_fixed<4>(b, rows, q + c * ldq, ldq, s + c * lds, lds);
+  switch (columns - c) {
+    case 3: dot_rows_fixed<3>(b, rows, q + c * ldq, ldq, s + c * lds, lds); break;
+    case 2: dot_rows_fixed<2>(b, rows, q + c * ldq, ldq, s + c * lds, lds); break;
+    case 1: dot_rows_fixed<1>(b, rows, q + c * ldq, ldq, s + c * lds, lds); break;
+    default: break;
+  }
+}
+
+// o[c * d + :] += sum_i p[c * ldp + i] * v_i for C columns; rows four at a time so each value
+// packet loaded serves every column.
+template <int C>
+void accumulate_rows_fixed(const float* v, std::int64_t ldv, int d, std::int64_t rows,
+                           const float* p, std::int64_t ldp, float* o) {
+  std::int64_t i = 0;
+  for (; i + 4 <= rows; i += 4) {
+    const float* v0 = v + i * ldv;
+    const float* v1 = v0 + ldv;
+    const float* v2 = v1 + ldv;
+    const float* v3 = v2 + ldv;
+    float w[C][4];
+    for (int c = 0; c < C; ++c)
+      for (int r = 0; r < 4; ++r) w[c][r] = p[c * ldp + i + r];
+    int j = 0;
+    for (; j + 8 <= d; j += 8) {
+      const packet x0 = load(v0 + j), x1 = load(v1 + j), x2 = load(v2 + j), x3 = load(v3 + j);
+      for (int c = 0; c < C; ++c) {
+        Eigen::Map<packet> oc(o + c * d + j);
+        oc += w[c][0] * x0 + w[c][1] * x1 + w[c][2] * x2 + w[c][3] * x3;
+      }
+    }
+    for (; j < d; ++j)
+      for (int c = 0; c < C; ++c)
+        o[c * d + j] += w[c][0] * v0[j] + w[c][1] * v1[j] + w[c][2] * v2[j] + w[c][3] * v3[j];
+  }
+  for (; i < rows; ++i) {
+    const Eigen::Map<const Eigen::ArrayXf> vi(v + i * ldv, d);
+    for (int c = 0; c < C; ++c) array_map(o + c * d, d) += p[c * ldp + i] * vi;
+  }
+}
+
+inline void accumulate_rows(const float* v, std::int64_t ldv, int d, std::int64_t rows,
+                            const float* p, std::int64_t ldp, int columns, float* o) {
+  int c = 0;
+  for (; c + 4 <= columns; c += 4)
+    accumulate_rows_fixed<4>(v, ldv, d, rows, p + c * ldp, ldp, o + c * d);
+  switch (columns - c) {
+    case 3: accumulate_rows_fixed<3>(v, ldv, d, rows, p + c * ldp, ldp, o + c * d); break;
+    case 2: accumulate_rows_fixed<2>(v, ldv, d, rows, p + c * ldp, ldp, o + c * d); break;
+    case 1: accumulate_rows_fixed<1>(v, ldv, d, rows, p + c * ldp, ldp, o + c * d); break;
+    default: break;
+  }
+}
+
+// ---- attention --------------------------------------------------------------------------------
+// The online-softmax state of `columns` queries over the rows seen so far, in a partials slot:
+// m [columns] running max logit, l [columns] running sum of exp(logit - m),
+// o [columns, d] running sum of exp(logit - m) v (not yet divided by l).
+struct softmax_parts {
+  float* m;
+  float* l;
+  float* o;
+};
+
+inline softmax_parts parts_at(float* slot, int columns) {
+  return {slot, slot + columns, slot + 2 * columns};
+}
+
+// One job of the attention kernel: `columns` queries that read the same KV rows of KV head
+// `kv_head`. query(c) -> post-RoPE query c [d]; limit(c) -> the last token column c may see
+// (causal prefill), or INT64_MAX. The rows are tokens[0..rows) or, when tokens is null, 0..rows-1.
+struct attention_job {
+  int kv_head = 0;
+  int columns = 0;
+  const std::int32_t* tokens = nullptr;
+  std::int64_t rows = 0;
+};
+
+// FASA Eq. 8 (FAC) / dense attention for one piece [first, first+len) of a job's rows:
+//   Step 1: logits l_i = (q . k_i) / sqrt(d), computed as (q/sqrt(d)) . k_i with q permuted to
+//           the layout's dim order;
+//   Step 2: online softmax: per block, m' = max(m, max_i l_i), rescale the running l and o by
+//           exp(m - m'), p_i = exp(l_i - m');
+//   Step 3: l += sum_i p_i, o += sum_i p_i v_i.
+// The caller divides o by l after merging the pieces (merge_parts).
+template <KVStorage St, class QueryAt, class LimitAt>
+void attend_piece(const St& st, const float* cache, const attention_job& job, std::int64_t first,
+                  std::int64_t len, const QueryAt& query, const LimitAt& limit, softmax_parts out,
+                  eigen_scratch& sc) {
+  const int d = st.head_dim();
+  const int C = job.columns;
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(d)));
+  const std::int32_t* perm = perm_of(st, job.kv_head);
+  grow(sc.qs, static_cast<std::size_t>(C) * d);
+  for (int c = 0; c < C; ++c) {
+    const float* q = query(c);
+    float* qs = sc.qs.data() + static_cast<std::int64_t>(c) * d;
+    if (perm)
+      for (int j = 0; j < d; ++j) qs[j] = scale * q[perm[j]];
+    else
+      for (int j = 0; j < d; ++j) qs[j] = scale * q[j];
+    out.m[c] = -std::numeric_limits<float>::infinity();
+    out.l[c] = 0.0f;
+  }
+  std::fill(out.o, out.o + static_cast<std::int64_t>(C) * d, 0.0f);
+  grow(sc.s, static_cast<std::size_t>(C) * kBlockRows);
+
+  for (std::int64_t off = first; off < first + len; off += kBlockRows) {
+    const std::int64_t n = std::min(kBlockRows, first + len - off);
+    const row_block b = rows_of(st, cache, job.kv_head, job.tokens, off, n, sc);
+    // Step 1: logits of the block, s: [C, n].
+    dot_rows(b, n, sc.qs.data(), d, C, sc.s.data(), n);
+    for (int c = 0; c < C; ++c) {
+      array_map p(sc.s.data() + static_cast<std::int64_t>(c) * n, n);
+      // Causal prefill: column c sees tokens up to limit(c); a range's rows are tokens off...
+      std::int64_t visible = n;
+      if (job.tokens == nullptr) {
+        const std::int64_t last_seen = limit(c);
+        if (last_seen < off + n - 1) visible = std::max<std::int64_t>(0, last_seen - off + 1);
+      }
+      if (visible == 0) {
+        p.setZero();
+        continue;
+      }
+      // Step 2: online softmax update.
+      const float m_block = p.head(visible).maxCoeff();
+      const float m_new = std::max(out.m[c], m_block);
+      const float rescale = std::exp(out.m[c] - m_new);  // 0 on the first block (m = -inf)
+      if (rescale != 1.0f) {
+        out.l[c] *= rescale;
+        array_map(out.o + static_cast<std::int64_t>(c) * d, d) *= rescale;
+      }
+      out.m[c] = m_new;
+      p.head(visible) = (p.head(visible) - m_new).exp();
+      p.tail(n - visible).setZero();
+      // Step 3 (the sum of p; the P.V product for all columns follows).
+      out.l[c] += p.head(visible).sum();
+    }
+    accumulate_rows(b.v, b.ldv, d, n, sc.s.data(), n, C, out.o);
+  }
+}
+
+// Merges the online-softmax parts of `pieces` pieces of one job and writes o / l per column:
+//   M = max_p m_p,  o = sum_p exp(m_p - M) o_p / sum_p exp(m_p - M) l_p.
+template <class OutAt>
+void merge_parts(const float* slots, std::int64_t slot_stride, std::int64_t pieces, int columns,
+                 int d, const OutAt& out_at) {
+  for (int c = 0; c < columns; ++c) {
+    float m = -std::numeric_limits<float>::infinity();
+    for (std::int64_t p = 0; p < pieces; ++p) m = std::max(m, slots[p * slot_stride + c]);
+    float* out = out_at(c);
+    array_map o(out, d);
+    o.setZero();
+    float l = 0.0f;
+    for (std::int64_t p = 0; p < pieces; ++p) {
+      const float* slot = slots + p * slot_stride;
+      const float mp = slot[c];
+      if (mp == -std::numeric_limits<float>::infinity()) continue;  // a piece that saw nothing
+      const float w = std::exp(mp - m);
+      l += w * slot[columns + c];
+      o += w * const_array_map(slot + 2 * columns + static_cast<std::int64_t>(c) * d, d);
+    }
+    o /= l;
+  }
+}
+
+// Runs jobs [0, jobs) (job(j) -> attention_job), each cut into pieces run in parallel, and
+// writes every column's output through out_at(j, c).
+template <KVStorage St, class JobAt, class QueryAt, class LimitAt, class OutAt>
+void run_attention(int threads, eigen_state& s, const St& st, std::int64_t jobs, int max_columns,
+                   const JobAt& job_at, const QueryAt& query_at, const LimitAt& limit_at,
+                   const OutAt& out_at) {
+  const int d = st.head_dim();
+  std::int64_t longest = 0;
+  std::int64_t bytes = 0;  // K and V rows read, for the serial/parallel choice
+  for (std::int64_t j = 0; j < jobs; ++j) {
+    longest = std::max(longest, job_at(j).rows);
+    bytes += job_at(j).rows * d * 2 * std::int64_t{sizeof(float)};
+  }
+  const std::int64_t pieces = pieces_for(longest, jobs, threads, kMinPieceRows);
+  const std::int64_t slot = static_cast<std::int64_t>(max_columns) * (d + 2);
+  grow(s.partials, static_cast<std::size_t>(jobs * pieces * slot));
+  auto& scratch = scratch_for(s, threads);
+  const float* cache = s.cache.data();
+  float* partials = s.partials.data();
+
+  parallel_for(threads, bytes, jobs * pieces, [&](std::int64_t task, int tid) {
+    const std::int64_t j = task / pieces, p = task % pieces;
+    const attention_job job = job_at(j);
+    // piece p of the job's rows: an even split (some pieces may be empty for short jobs)
+    const std::int64_t first = job.rows * p / pieces, last = job.rows * (p + 1) / pieces;
+    softmax_parts parts = parts_at(partials + task * slot, job.columns);
+    attend_piece(
+        st, cache, job, first, last - first, [&](int c) { return query_at(j, c); },
+        [&](int c) { return limit_at(j, c); }, parts, scratch[static_cast<std::size_t>(tid)]);
+  });
+  for (std::int64_t j = 0; j < jobs; ++j) {  // O(pieces * columns * d): not worth a barrier
+    const attention_job job = job_at(j);
+    merge_parts(partials + j * pieces * slot, slot, pieces, job.columns, d,
+                [&](int c) { return out_at(j, c); });
+  }
+}
+
+// ---- top-k ----------------------------------------------------------------------------------
+
+// Order-preserving map of a ranking score to an unsigned key: a higher score gets a higher key.
+// NaN ranks as -inf (as in fasa::topk_rank_key) and -0 equals +0, so keys tie exactly where the
+// scores compare equal. Key 0 is never produced; it marks a token taken out of the ranking.
+inline std::uint32_t topk_order_key(float score) {
+  float s = topk_rank_key(score);
+  if (s == 0.0f) s = 0.0f;
+  std::uint32_t u;
+  std::memcpy(&u, &s, sizeof u);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+// TopK-I (FASA Eq. 7) by radix select, exact and with fasa::select_top_k's rule: the forced
+// tokens first, then the `k - forced` best of the rest by higher score, then lower index.
+//   scores: [t]; forced: ascending, at most k entries; out: [k] written ascending.
+// Two passes over t: a histogram of the top 11 key bits finds the bin holding the k-th best,
+// then the tokens above that bin are in and the bin's own tokens are ranked exactly.
+inline void topk_radix_select(const float* scores, std::int64_t t, std::int64_t k,
+                              std::span<const std::int32_t> forced, std::int32_t* out,
+                              eigen_scratch& sc) {
+  constexpr int kBits = 11, kShift = 32 - kBits;
+  k = std::min(k, t);
+  const auto nf = static_cast<std::int64_t>(forced.size());
+  const std::int64_t need = k - nf;
+  if (need <= 0) {
+    std::copy(forced.begin(), forced.begin() + k, out);
+    return;
+  }
+  grow(sc.keys, static_cast<std::size_t>(t));
+  grow(sc.cand, static_cast<std::size_t>(t));
+  grow(sc.above, static_cast<std::size_t>(t));
+  std::uint32_t* keys = sc.keys.data();
+  std::array<std::int64_t, std::size_t{1} << kBits> hist{};
+  for (std::int64_t j = 0; j < t; ++j) {
+    const std::uint32_t key = topk_order_key(scores[j]);
+    keys[j] = key;
+    ++hist[key >> kShift];
+  }
+  for (const std::int32_t f : forced) {  // forced tokens leave the ranking (key 0: below all)
+    --hist[keys[f] >> kShift];
+    ++hist[0];
+    keys[f] = 0;
+  }
+  // The bin holding the need-th best key, and how many keys lie in the bins above it.
+  std::int64_t bin = (std::int64_t{1} << kBits) - 1, above = 0;
+  for (; bin > 0; --bin) {
+    if (above + hist[static_cast<std::size_t>(bin)] >= need) break;
+    above += hist[static_cast<std::size_t>(bin)];
+  }
+  std::int32_t* in = sc.above.data();
+  std::int32_t* cand = sc.cand.data();
+  std::int64_t n_in = 0, n_cand = 0;
+  for (std::int64_t j = 0; j < t; ++j) {
+    const auto b = static_cast<std::int64_t>(keys[j] >> kShift);
+    if (b > bin)
+      in[n_in++] = static_cast<std::int32_t>(j);
+    else if (b == bin)
+      cand[n_cand++] = static_cast<std::int32_t>(j);
+  }
+  const std::int64_t rem = need - n_in;  // 1 .. n_cand
+  if (rem < n_cand)
+    std::nth_element(cand, cand + rem, cand + n_cand, [keys](std::int32_t a, std::int32_t b) {
+      return keys[a] > keys[b] || (keys[a] == keys[b] && a < b);
+    });
+  std::sort(cand, cand + rem);
+  // Three ascending lists: the bins above, the threshold bin's best, the forced tokens.
+  auto* merged = reinterpret_cast<std::int32_t*>(keys);  // keys are no longer needed
+  std::merge(in, in + n_in, cand, cand + rem, merged);
+  std::merge(merged, merged + need, forced.begin(), forced.end(), out);
+}
+
+// ---- selection --------------------------------------------------------------------------------
+
+// The fast scoring paths: dot_dim_subset on split_dominant, dot_all_dims on both known layouts.
+template <class Sel, class St>
+inline constexpr bool has_product_scoring =
+    (Sel::kind == score_kind::dot_all_dims && has_head_layout<St>) ||
+    (DimSubsetSelector<Sel> && std::is_same_v<St, storage::split_dominant>);
+
+}  // namespace eigen_detail
+}  // namespace fasa::cpu
+
+namespace fasa {
+
+template <>
+struct backend_impl<backend::cpu_eigen> {
+  using is_implemented = void;
+  using state = cpu::eigen_state;
+  using tag = backend::cpu_eigen;
+
+  template <KVStorage St>
+  static void init(const tag& be, const St& st, state& s) {
+    FASA_CHECK(be.threads >= 0, "cpu_eigen: threads must be >= 0 (0: OpenMP's default), got ",
+               be.threads);
+    s.cache.assign(static_cast<std::size_t>(st.buffer_elements()), 0.0f);
+  }
+
+  // Writes token `pos`: k_rot, v: [num_kv_heads, head_dim] (keys already rotated).
+  template <KVStorage St>
+  static void append(const tag&, const St& st, state& s, std::int64_t pos, const float* k_rot,
+                     const float* v) {
+    const int d = st.head_dim();
+    float* cache = s.cache.data();
+    for (int h = 0; h < st.num_kv_heads(); ++h) {
+      const float* kh = k_rot + static_cast<std::int64_t>(h) * d;
+      const float* vh = v + static_cast<std::int64_t>(h) * d;
+      if constexpr (cpu::eigen_detail::has_head_layout<St>) {
+        const auto L = cpu::eigen_detail::layout_of(st, cache, h);
+        float* seg0 = const_cast<float*>(L.seg0) + pos * L.w0;
+        float* seg1 = const_cast<float*>(L.seg1) + pos * L.w1;
+        for (int j = 0; j < L.w0; ++j) seg0[j] = kh[L.perm ? L.perm[j] : j];
+        for (int j = 0; j < L.w1; ++j) seg1[j] = kh[L.perm[L.w0 + j]];
+        std::memcpy(const_cast<float*>(L.values) + pos * d, vh,
+                    sizeof(float) * static_cast<std::size_t>(d));
+      } else {
+        for (int i = 0; i < d; ++i) {
+          cache[st.key_index(h, pos, i)] = kh[i];
+          cache[st.value_index(h, pos, i)] = vh[i];
+        }
+      }
+    }
+  }
+
+  // TIP (FASA Eq. 6-7), the oracle, or any selector: one ranking score per cached token and
+  // unit, then the top keep(t) per unit. q_rot: [num_q_heads, head_dim].
+  template <TokenSelector Sel, KVStorage St>
+  static void select(const tag& be, const Sel& sel, const St& st, const attention_shape& shape,
+                     state& s, const float* q_rot, std::int64_t t, selection& out) {
+    namespace ed = cpu::eigen_detail;
+    const int threads = ed::thread_count(be);
+    const selection_granularity g = sel.granularity();
+    const int units = num_selection_units(shape, g);
+    out.all = false;
+    out.granularity = g;
+    out.units = units;
+    out.per_unit = sel.keep(t);
+    out.tokens.resize(static_cast<std::size_t>(units) * static_cast<std::size_t>(out.per_unit));
+    const std::int64_t cap = st.capacity();
+    // sized for the whole capacity on first use, so later steps never allocate
+    ed::grow(s.scores, static_cast<std::size_t>(units) * static_cast<std::size_t>(cap));
+    auto& scratch = ed::scratch_for(s, threads);
+
+    s.forced.reserve(static_cast<std::size_t>(cap));
+    s.forced.clear();
+    append_forced_tokens(sel.forced(), t, out.per_unit, s.forced);
+    std::sort(s.forced.begin(), s.forced.end());
+    for (auto& sc : scratch) {
+      ed::grow(sc.keys, static_cast<std::size_t>(cap));
+      ed::grow(sc.cand, static_cast<std::size_t>(cap));
+      ed::grow(sc.above, static_cast<std::size_t>(cap));
+    }
+    const std::span<const std::int32_t> forced(s.forced);
+    // Step 2: TopK-I(S[u], keep): forced tokens first, then the highest scores.
+    const auto top_k = [&](std::int64_t u, int tid) {
+      ed::topk_radix_select(s.scores.data() + u * t, t, out.per_unit, forced,
+                            out.unit_tokens(static_cast<int>(u)).data(),
+                            scratch[static_cast<std::size_t>(tid)]);
+    };
+    // Step 1: S[u][j], the ranking score of token j for unit u, then step 2, in one team.
+    const std::int64_t bytes = t * shape.head_dim * std::int64_t{sizeof(float)} * shape.num_kv_heads;
+    if constexpr (ed::has_product_scoring<Sel, St>) {
+      const std::int64_t pieces = ed::pieces_for(t, shape.num_kv_heads, threads, ed::kMinScoreRows);
+      ed::parallel_phases(
+          threads, bytes, shape.num_kv_heads * pieces,
+          [&](std::int64_t task, int tid) {
+            score_piece_by_products(sel, st, shape, s, q_rot, t, pieces, task, tid);
+          },
+          units, top_k);
+    } else {
+      const std::int64_t pieces = ed::pieces_for(t, units, threads, ed::kMinScoreRows);
+      ed::parallel_phases(
+          threads, bytes, units * pieces,
+          [&](std::int64_t task, int) {
+            score_piece_by_selector(sel, st, shape, s, q_rot, t, pieces, task);
+          },
+          units, top_k);
+    }
+  }
+
+  // FAC (FASA Eq. 8) over each unit's selected rows, or dense attention when sel.all:
+  //   o_h = softmax(q_h K_T^T / sqrt(d)) V_T.
+  // Under GQA the heads of a group that read the same rows (dense, or kv_head selection) are
+  // one job, so each KV row is read once per group. q_rot, out: [num_q_heads, head_dim].
+  template <KVStorage St>
+  static void attend(const tag& be, const St& st, const attention_shape& shape, state& s,
+                     const float* q_rot, std::int64_t t, const selection& sel, float* out) {
+    namespace ed = cpu::eigen_detail;
+    const int threads = ed::thread_count(be);
+    const int d = shape.head_dim;
+    const int G = shape.group_size();
+    const bool per_query = !sel.all && sel.granularity == selection_granularity::query_head;
+    const std::int64_t jobs = per_query ? shape.num_q_heads : shape.num_kv_heads;
+    const int columns = per_query ? 1 : G;
+    // job j's first query head: the group's first head, or the head itself
+    const auto head_of = [&](std::int64_t j, int c) { return per_query ? j : j * G + c; };
+    ed::run_attention(
+        threads, s, st, jobs, columns,
+        [&](std::int64_t j) {
+          ed::attention_job job;
+          job.kv_head = per_query ? shape.kv_head_of(static_cast<int>(j)) : static_cast<int>(j);
+          job.columns = columns;
+          job.tokens = sel.all ? nullptr : sel.unit_tokens(static_cast<int>(j)).data();
+          job.rows = sel.all ? t : sel.per_unit;
+          return job;
+        },
+        [&](std::int64_t j, int c) { return q_rot + head_of(j, c) * d; },
+        [](std::int64_t, int) { return std::numeric_limits<std::int64_t>::max(); },
+        [&](std::int64_t j, int c) { return out + head_of(j, c) * d; });
+  }
+
+  // Dense causal attention for T new tokens at positions start .. start+T-1, whose keys are
+  // already in the cache, blocked as (KV head, block of new tokens): the block's queries of the
+  // whole group share every key row. q_rot, out: [T, num_q_heads, head_dim].
+  template <KVStorage St>
+  static void prefill(const tag& be, const St& st, const attention_shape& shape, state& s,
+                      const float* q_rot, std::int64_t start, std::int64_t count, float* out) {
+    namespace ed = cpu::eigen_detail;
+    const int threads = ed::thread_count(be);
+    const int d = shape.head_dim;
+    const int G = shape.group_size();
+    const std::int64_t row = static_cast<std::int64_t>(shape.num_q_heads) * d;
+    const std::int64_t per_block = std::max(1, 64 / G);  // new tokens per job: ~64 query columns
+    const std::int64_t blocks = (count + per_block - 1) / per_block;
+    const std::int64_t jobs = shape.num_kv_heads * blocks;
+    // column c of job j: new token i = b * per_block + c / G, query head h * G + c % G
+    const auto token_of = [&](std::int64_t j, int c) { return (j % blocks) * per_block + c / G; };
+    const auto head_of = [&](std::int64_t j, int c) { return (j / blocks) * G + c % G; };
+    ed::run_attention(
+        threads, s, st, jobs, static_cast<int>(per_block) * G,
+        [&](std::int64_t j) {
+          const std::int64_t first = (j % blocks) * per_block;
+          const std::int64_t n = std::min(per_block, count - first);
+          ed::attention_job job;
+          job.kv_head = static_cast<int>(j / blocks);
+          job.columns = static_cast<int>(n) * G;
+          job.rows = start + first + n;  // causal: the block's last token sees this many keys
+          return job;
+        },
+        [&](std::int64_t j, int c) { return q_rot + token_of(j, c) * row + head_of(j, c) * d; },
+        [&](std::int64_t j, int c) { return start + token_of(j, c); },
+        [&](std::int64_t j, int c) { return out + token_of(j, c) * row + head_of(j, c) * d; });
+  }
+
+ private:
+  // dot_dim_subset / dot_all_dims as products over the cache. For KV head h, the units that read
+  // it (kv_head: one unit scoring with the group's summed query; query_head: the group's G
+  // units) are C columns of one pass over h's rows:
+  //   S[:, c] = K_seg0 qt_c[0:w0] + K_seg1 qt_c[w0:d]
+  // where qt_c is unit c's query in the layout's dim order, zero outside the unit's score dims
+  // (FASA Eq. 6: the sum over dominant FCs of q^[i] . k^[i]). The rest segment is read only if a
+  // score dim lies in it, so TIP over a matching split_dominant slab reads 2 N_tip dims per key.
+  template <TokenSelector Sel, KVStorage St>
+  static void score_piece_by_products(const Sel& sel, const St& st, const attention_shape& shape,
+                                      state& s, const float* q_rot, std::int64_t t,
+                                      std::int64_t pieces, std::int64_t task, int tid) {
+    namespace ed = cpu::eigen_detail;
+    const int d = shape.head_dim;
+    const int G = shape.group_size();
+    const bool per_query = sel.granularity() == selection_granularity::query_head;
+    const int columns = per_query ? G : 1;
+    const int h = static_cast<int>(task / pieces);
+    const std::int64_t p = task % pieces;
+    const std::int64_t first = t * p / pieces, last = t * (p + 1) / pieces;
+    if (last == first) return;
+    cpu::eigen_scratch& sc = s.per_thread[static_cast<std::size_t>(tid)];
+    const ed::head_layout L = ed::layout_of(st, s.cache.data(), h);
+    // the units' queries in layout order: qt [columns, d]
+    ed::grow(sc.qs, static_cast<std::size_t>(columns) * d);
+    float* qt = sc.qs.data();
+    std::fill(qt, qt + static_cast<std::int64_t>(columns) * d, 0.0f);
+    bool uses_rest = false;
+    for (int c = 0; c < columns; ++c) {
+      const int unit = per_query ? h * G + c : h;
+      float* qc = qt + static_cast<std::int64_t>(c) * d;
+      // the unit's query: its head's, or the group's sum (kv_head granularity)
+      const auto q_at = [&](int dim) {
+        if (per_query) return q_rot[static_cast<std::int64_t>(unit) * d + dim];
+        float sum = 0.0f;
+        for (int g = 0; g < G; ++g) sum += q_rot[static_cast<std::int64_t>(h * G + g) * d + dim];
+        return sum;
+      };
+      const auto slot = [&](int dim) { return L.perm ? st_slot(st, h, dim) : dim; };
+      if constexpr (Sel::kind == score_kind::dot_all_dims) {
+        for (int dim = 0; dim < d; ++dim) qc[slot(dim)] = q_at(dim);
+        uses_rest = L.w1 > 0;
+      } else {
+        for (const std::int32_t dim : sel.score_dims(unit)) {
+          const int j = slot(dim);
+          qc[j] += q_at(dim);
+          uses_rest = uses_rest || j >= L.w0;
+        }
+      }
+    }
+    const ed::row_block b{L.seg0 + first * L.w0, L.w0, L.w0, L.seg1 + first * L.w1, L.w1,
+                          uses_rest ? L.w1 : 0, nullptr, 0};
+    float* out = s.scores.data() + static_cast<std::int64_t>(per_query ? h * G : h) * t + first;
+    ed::dot_rows(b, last - first, qt, d, columns, out, t);
+  }
+
+  template <KVStorage St>
+  static int st_slot(const St& st, int h, int dim) {
+    if constexpr (std::is_same_v<St, storage::split_dominant>)
+      return st.slot_of(h, dim);
+    else
+      return dim;
+  }
+
+  // Any selector: its own score() per token, through the storage's key_index(), for one piece
+  // of one unit. score() must be safe to call concurrently (it is const).
+  template <TokenSelector Sel, KVStorage St>
+  static void score_piece_by_selector(const Sel& sel, const St& st, const attention_shape& shape,
+                                      state& s, const float* q_rot, std::int64_t t,
+                                      std::int64_t pieces, std::int64_t task) {
+    const int u = static_cast<int>(task / pieces);
+    const std::int64_t p = task % pieces;
+    const unit_queries uq = cpu::make_unit_queries(shape, sel.granularity(), q_rot, u);
+    const cpu::host_key_reader<St> keys{&st, s.cache.data(), uq.kv_head};
+    float* su = s.scores.data() + static_cast<std::int64_t>(u) * t;
+    for (std::int64_t j = t * p / pieces; j < t * (p + 1) / pieces; ++j)
+      su[j] = sel.score(uq, keys, j);
+  }
+};
+
+}  // namespace fasa
