@@ -183,6 +183,18 @@ TEST_CASE("calib: contextual agreement breaks ties by the lower token index") {
   // the workspace is reused, including with a shorter sequence
   fasa::calib::contextual_agreement(q.data(), 1, keys.data(), 40, fcs, ks, got, ws);
   check_same_ca(got, brute_force_ca(q, 1, keys, 40, pairs_of(pe), ks), 8);
+  // every score equal (a zero query): the top-K sets are the first K tokens of every row
+  const std::vector<float> zero(16, 0.0f);
+  fasa::calib::contextual_agreement(zero.data(), 1, keys.data(), t, fcs, ks, got, ws);
+  check_same_ca(got, brute_force_ca(zero, 1, keys, t, pairs_of(pe), ks), 8);
+  CHECK(std::count(got.begin(), got.end(), 1.0) == static_cast<long>(got.size()));
+  // infinite scores: keys near the float limit give products that overflow float when the
+  // double score is rounded; +-inf are ordered like any other value (ties by index)
+  std::vector<float> huge = keys;
+  for (std::size_t x = 0; x < huge.size(); x += 7)
+    huge[x] = huge[x] > 0 ? 3e38f : (huge[x] < 0 ? -3e38f : 0.0f);
+  fasa::calib::contextual_agreement(q.data(), 1, huge.data(), t, fcs, ks, got, ws);
+  check_same_ca(got, brute_force_ca(q, 1, huge, t, pairs_of(pe), ks), 8);
 }
 
 TEST_CASE("calib: contextual agreement is 1 for every FC once K >= t") {
