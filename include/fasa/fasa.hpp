@@ -24,3 +24,5 @@
 #include "fasa/compose/dominant_plan.hpp"
 #include "fasa/compose/variants.hpp"
 #include "fasa/backends/cpu/reference.hpp"
+#include "fasa/calib/contextual_agreement.hpp"
+#include "fasa/calib/dominant_sets.hpp"

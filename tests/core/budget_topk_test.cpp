@@ -98,3 +98,20 @@ TEST_CASE("topk: NaN never displaces a finite score") {
   fasa::select_top_k(scores, 3, {}, out, scratch);
   CHECK(out == std::vector<std::int32_t>{0, 2, 3});
 }
+
+TEST_CASE("topk: forced groups overlap without duplicates") {
+  std::vector<float> scores(10, 0.0f);
+  std::vector<std::int32_t> out, scratch;
+  forced_tokens all;
+  all.current = true;
+  all.sinks = 4;
+  all.recent = 8;  // overlaps the sinks and the current token
+  fasa::select_top_k(scores, 10, all, out, scratch);
+  CHECK(out == std::vector<std::int32_t>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9});
+  std::vector<std::int32_t> forced;
+  fasa::append_forced_tokens(all, 10, 100, forced);
+  CHECK(forced == std::vector<std::int32_t>{9, 0, 1, 2, 3, 8, 7, 6, 5, 4});
+  forced.clear();
+  fasa::append_forced_tokens(all, 3, 100, forced);  // t smaller than every group
+  CHECK(forced == std::vector<std::int32_t>{2, 0, 1});
+}

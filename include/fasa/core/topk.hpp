@@ -31,17 +31,20 @@ inline bool topk_ranks_before(std::span<const float> scores, std::int32_t a, std
 }
 
 // Appends to `out` the forced tokens of a length-t sequence in priority order (current, sinks,
-// recent), without duplicates, at most `limit` of them.
+// recent), without duplicates, at most `limit` of them. The three groups are index ranges, so a
+// duplicate is found by range arithmetic rather than by searching `out`.
 inline void append_forced_tokens(const forced_tokens& f, std::int64_t t, std::int64_t limit,
                                  std::vector<std::int32_t>& out) {
-  const auto push = [&](std::int64_t i) {
-    if (static_cast<std::int64_t>(out.size()) >= limit) return;
-    if (std::find(out.begin(), out.end(), static_cast<std::int32_t>(i)) == out.end())
-      out.push_back(static_cast<std::int32_t>(i));
-  };
-  if (f.current && t > 0) push(t - 1);
-  for (std::int64_t i = 0; i < std::min<std::int64_t>(f.sinks, t); ++i) push(i);
-  for (std::int64_t i = t - 1; i >= std::max<std::int64_t>(0, t - f.recent); --i) push(i);
+  const std::int64_t start = static_cast<std::int64_t>(out.size());
+  const auto room = [&] { return static_cast<std::int64_t>(out.size()) - start < limit; };
+  const bool current = f.current && t > 0;
+  const std::int64_t sinks = std::min<std::int64_t>(f.sinks, t);
+  if (current && room()) out.push_back(static_cast<std::int32_t>(t - 1));
+  for (std::int64_t i = 0; i < sinks && room(); ++i)
+    if (!(current && i == t - 1)) out.push_back(static_cast<std::int32_t>(i));
+  // (the recent loop runs only when every sink fitted, so i < sinks means "already in")
+  for (std::int64_t i = t - 1; i >= std::max<std::int64_t>(0, t - f.recent) && room(); --i)
+    if (!(current && i == t - 1) && i >= sinks) out.push_back(static_cast<std::int32_t>(i));
 }
 
 // Writes the indices of the k best of `scores` (one score per cached token) into `out`,

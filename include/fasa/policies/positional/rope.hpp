@@ -20,6 +20,8 @@
 // Layout and mapping are runtime values rather than template parameters: a model file decides
 // them at load time, and the per-pair branch costs nothing next to the memory traffic.
 
+#include <math.h>  // ::pow, ::cos, ::sin: the names both g++ and nvcc device code resolve
+
 #include <cmath>
 #include <cstdint>
 
