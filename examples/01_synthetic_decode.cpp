@@ -33,8 +33,8 @@ constexpr std::int64_t kContext = 4096, kBudget = 256, kSteps = 16;
 struct synthetic_source {
   std::mt19937 gen;
   std::normal_distribution<float> normal{0.0f, 1.0f};
-  std::vector<std::vector<int>> planted;   // [kv_head] FC indices
-  std::vector<std::vector<float>> dir;     // [kv_head][kDim] unit direction on the planted dims
+  std::vector<std::vector<int>> planted;  // [kv_head] FC indices
+  std::vector<std::vector<float>> dir;    // [kv_head][kDim] unit direction on the planted dims
   positional::rope pe;
 
   synthetic_source(std::uint32_t seed, const positional::rope& p) : gen(seed), pe(p) {
@@ -63,7 +63,8 @@ struct synthetic_source {
       const float strength = 6.0f * normal(gen);
       for (int i = 0; i < kDim; ++i) {
         const auto at = static_cast<std::size_t>(h * kDim + i);
-        k[at] = normal(gen) + strength * dir[static_cast<std::size_t>(h)][static_cast<std::size_t>(i)];
+        k[at] =
+            normal(gen) + strength * dir[static_cast<std::size_t>(h)][static_cast<std::size_t>(i)];
         v[at] = normal(gen);
       }
     }
@@ -73,7 +74,8 @@ struct synthetic_source {
     for (int h = 0; h < kQHeads; ++h)
       for (int i = 0; i < kDim; ++i)
         q[static_cast<std::size_t>(h * kDim + i)] =
-            normal(gen) + 6.0f * dir[static_cast<std::size_t>(h / (kQHeads / kKVHeads))][static_cast<std::size_t>(i)];
+            normal(gen) + 6.0f * dir[static_cast<std::size_t>(h / (kQHeads / kKVHeads))]
+                                    [static_cast<std::size_t>(i)];
   }
 };
 
@@ -103,10 +105,10 @@ int main() {
   const auto pe = positional::rope::interleaved(kDim, 10000.0);
   const attention_shape shape{kQHeads, kKVHeads, kDim, kContext + kSteps};
   const auto g = selection_granularity::query_head;  // the paper's mode
-  std::vector<float> q(kQHeads * kDim), k(kKVHeads * kDim), v(kKVHeads * kDim),
-      out(kQHeads * kDim);
-  std::printf("fasa example 01: synthetic decode, %d query / %d KV heads, head_dim %d, context %lld\n",
-              kQHeads, kKVHeads, kDim, static_cast<long long>(kContext));
+  std::vector<float> q(kQHeads * kDim), k(kKVHeads * kDim), v(kKVHeads * kDim), out(kQHeads * kDim);
+  std::printf(
+      "fasa example 01: synthetic decode, %d query / %d KV heads, head_dim %d, context %lld\n",
+      kQHeads, kKVHeads, kDim, static_cast<long long>(kContext));
 
   // 1. Calibration on its own sequence: the cache of a dense layer holds the post-RoPE keys.
   calib::ca_config config;
@@ -147,7 +149,8 @@ int main() {
     int found = 0;
     for (int fc : src.planted[static_cast<std::size_t>(h)])
       found += std::count(mine.begin(), mine.end(), fc) > 0;
-    std::printf("; calibrated N_tip=%d set of its first query head contains %d of them\n", kNTip, found);
+    std::printf("; calibrated N_tip=%d set of its first query head contains %d of them\n", kNTip,
+                found);
   }
 
   // 2. Four variants on the same decode steps.
@@ -211,21 +214,22 @@ int main() {
   std::printf("\n%-24s %14s %16s %20s\n", "variant (budget 256)", "rel. error", "recall vs oracle",
               "KV MB read per step");
   std::printf("%-24s %14.4f %16s %12.2f (100%%)\n", "dense", 0.0, "-", mb(s_dense));
-  std::printf("%-24s %14.4f %16.3f %12.2f (%.0f%%)\n", "oracle_topk", err_oracle, 1.0,
-              mb(s_oracle), 100 * s_oracle.fraction_of_dense());
-  std::printf("%-24s %14.4f %16.3f %12.2f (%.1f%%)\n", "fasa_c, calibrated FCs", err_fasa,
-              rec_fasa, mb(s_fasa), 100 * s_fasa.fraction_of_dense());
-  std::printf("%-24s %14.4f %16.3f %12.2f (%.1f%%)\n", "fasa_c, random FCs", err_random,
-              rec_random, mb(s_fasa), 100 * s_fasa.fraction_of_dense());
+  std::printf("%-24s %14.4f %16.3f %12.2f (%.0f%%)\n", "oracle_topk", err_oracle, 1.0, mb(s_oracle),
+              100 * s_oracle.fraction_of_dense());
+  std::printf("%-24s %14.4f %16.3f %12.2f (%.1f%%)\n", "fasa_c, calibrated FCs", err_fasa, rec_fasa,
+              mb(s_fasa), 100 * s_fasa.fraction_of_dense());
+  std::printf("%-24s %14.4f %16.3f %12.2f (%.1f%%)\n", "fasa_c, random FCs", err_random, rec_random,
+              mb(s_fasa), 100 * s_fasa.fraction_of_dense());
   std::printf("%-24s %14.4f %16.3f %12.2f (%.1f%%)\n", "fasa_c, per KV head", err_kv, rec_kv,
               mb(s_kv), 100 * s_kv.fraction_of_dense());
-  std::printf("\nrelative error: ||o - o_dense|| / ||o_dense||, mean over %lld decode steps.\n"
-              "fasa_c reads the dominant-dim slab of every key plus %lld full K/V rows per selection\n"
-              "unit. Per query head (the paper's mode) the slab holds the union of a group's sets\n"
-              "(width %d of %d dims here); per KV head it is 2*N_tip = %d dims and the group\n"
-              "shares one selection (recall there is against the per-KV-head oracle). The oracle\n"
-              "reads every key in full to rank.\n",
-              static_cast<long long>(kSteps), static_cast<long long>(kBudget), plan.slab_width(),
-              kDim, kv_plan.slab_width());
+  std::printf(
+      "\nrelative error: ||o - o_dense|| / ||o_dense||, mean over %lld decode steps.\n"
+      "fasa_c reads the dominant-dim slab of every key plus %lld full K/V rows per selection\n"
+      "unit. Per query head (the paper's mode) the slab holds the union of a group's sets\n"
+      "(width %d of %d dims here); per KV head it is 2*N_tip = %d dims and the group\n"
+      "shares one selection (recall there is against the per-KV-head oracle). The oracle\n"
+      "reads every key in full to rank.\n",
+      static_cast<long long>(kSteps), static_cast<long long>(kBudget), plan.slab_width(), kDim,
+      kv_plan.slab_width());
   return 0;
 }

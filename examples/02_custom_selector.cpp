@@ -14,7 +14,7 @@
 
 // The new policy: a small trivially-copyable value.
 struct streaming_window {
-  using policy_tag = fasa::token_selector_tag;                      // opt in
+  using policy_tag = fasa::token_selector_tag;                        // opt in
   static constexpr fasa::score_kind kind = fasa::score_kind::custom;  // no dot products
 
   std::int64_t budget = 64;  // sinks + recent window
@@ -31,8 +31,8 @@ struct streaming_window {
   }
   void validate(const fasa::attention_shape& shape) const {
     shape.validate();
-    FASA_CHECK(budget > sinks, "streaming_window: budget (", budget, ") must exceed sinks (",
-               sinks, ")");
+    FASA_CHECK(budget > sinks, "streaming_window: budget (", budget, ") must exceed sinks (", sinks,
+               ")");
   }
 };
 static_assert(fasa::TokenSelector<streaming_window>);
@@ -63,7 +63,8 @@ int main() {
     full.decode(q, k, v, out_full);
   }
   const auto& sel = stream.last_selection();
-  std::printf("streaming_window after 512 tokens keeps %lld per KV head:", static_cast<long long>(sel.per_unit));
+  std::printf("streaming_window after 512 tokens keeps %lld per KV head:",
+              static_cast<long long>(sel.per_unit));
   for (int i = 0; i < 6; ++i) std::printf(" %d", sel.unit_tokens(0)[static_cast<std::size_t>(i)]);
   std::printf(" ... %d\n", sel.unit_tokens(0)[static_cast<std::size_t>(sel.per_unit - 1)]);
   double err = 0, ref = 0;

@@ -22,9 +22,9 @@ struct sequence {
   attention_shape shape;
   rope pe;
   std::uint32_t seed;
-  std::vector<std::vector<float>> q, k, v;      // per token, pre-RoPE
-  std::vector<std::vector<float>> k_rot;        // per token [kv_heads, d]
-  std::vector<std::vector<float>> q_rot;        // per token [q_heads, d]
+  std::vector<std::vector<float>> q, k, v;  // per token, pre-RoPE
+  std::vector<std::vector<float>> k_rot;    // per token [kv_heads, d]
+  std::vector<std::vector<float>> q_rot;    // per token [q_heads, d]
 
   sequence(attention_shape s, rope p, std::int64_t n, std::uint32_t seed_)
       : shape(s), pe(p), seed(seed_) {
@@ -42,11 +42,16 @@ struct sequence {
     }
   }
   std::int64_t size() const { return static_cast<std::int64_t>(q.size()); }
-  const float* key(std::int64_t j, int kv) const { return k_rot[static_cast<std::size_t>(j)].data() + kv * shape.head_dim; }
-  const float* val(std::int64_t j, int kv) const { return v[static_cast<std::size_t>(j)].data() + kv * shape.head_dim; }
+  const float* key(std::int64_t j, int kv) const {
+    return k_rot[static_cast<std::size_t>(j)].data() + kv * shape.head_dim;
+  }
+  const float* val(std::int64_t j, int kv) const {
+    return v[static_cast<std::size_t>(j)].data() + kv * shape.head_dim;
+  }
 
   // softmax(q K_T^T / sqrt(d)) V_T for query head h of token `at` over `tokens`.
-  std::vector<float> attention(std::int64_t at, int h, const std::vector<std::int32_t>& tokens) const {
+  std::vector<float> attention(std::int64_t at, int h,
+                               const std::vector<std::int32_t>& tokens) const {
     const int d = shape.head_dim, kv = shape.kv_head_of(h);
     const float* qh = q_rot[static_cast<std::size_t>(at)].data() + h * d;
     std::vector<double> w;
@@ -95,14 +100,16 @@ std::vector<std::int32_t> all_tokens(std::int64_t t) {
 template <class Attn>
 std::vector<float> run_last(Attn& attn, const sequence& seq, step_stats* stats = nullptr) {
   const auto n = seq.size();
-  for (std::int64_t i = 0; i + 1 < n; ++i) attn.append(seq.k[static_cast<std::size_t>(i)], seq.v[static_cast<std::size_t>(i)]);
+  for (std::int64_t i = 0; i + 1 < n; ++i)
+    attn.append(seq.k[static_cast<std::size_t>(i)], seq.v[static_cast<std::size_t>(i)]);
   std::vector<float> out(static_cast<std::size_t>(seq.shape.num_q_heads * seq.shape.head_dim));
   const auto st = attn.decode(seq.q.back(), seq.k.back(), seq.v.back(), out);
   if (stats) *stats = st;
   return out;
 }
 
-std::vector<std::vector<int>> random_fc_sets(int units, int num_fcs, int n_tip, std::uint32_t seed) {
+std::vector<std::vector<int>> random_fc_sets(int units, int num_fcs, int n_tip,
+                                             std::uint32_t seed) {
   std::mt19937 gen(seed);
   std::vector<std::vector<int>> sets(static_cast<std::size_t>(units));
   for (auto& s : sets) {
@@ -118,7 +125,7 @@ struct case_shape {
   int q_heads, kv_heads, d;
   std::int64_t t;
 };
-const case_shape kCases[] = {{4, 4, 64, 1},   {6, 2, 64, 7},     {8, 2, 128, 97},
+const case_shape kCases[] = {{4, 4, 64, 1},    {6, 2, 64, 7},    {8, 2, 128, 97},
                              {8, 1, 64, 1000}, {12, 4, 64, 333}, {4, 4, 128, 1031}};
 
 }  // namespace
@@ -126,13 +133,15 @@ const case_shape kCases[] = {{4, 4, 64, 1},   {6, 2, 64, 7},     {8, 2, 128, 97}
 TEST_CASE("compose: dense decode on the reference backend equals attention over all tokens") {
   for (const auto& c : kCases) {
     const attention_shape shape{c.q_heads, c.kv_heads, c.d, c.t + 1};
-    const sequence seq(shape, rope::interleaved(c.d, 10000.0), c.t, 100u + static_cast<std::uint32_t>(c.t));
+    const sequence seq(shape, rope::interleaved(c.d, 10000.0), c.t,
+                       100u + static_cast<std::uint32_t>(c.t));
     auto attn = make_dense<ref>(shape, seq.pe);
     const auto out = run_last(attn, seq);
     for (int h = 0; h < c.q_heads; ++h) {
       const auto want = seq.attention(c.t - 1, h, all_tokens(c.t));
-      test::check_close(std::span(out).subspan(static_cast<std::size_t>(h * c.d), static_cast<std::size_t>(c.d)),
-                        want, test::fp32_tol, "dense head " + std::to_string(h));
+      test::check_close(
+          std::span(out).subspan(static_cast<std::size_t>(h * c.d), static_cast<std::size_t>(c.d)),
+          want, test::fp32_tol, "dense head " + std::to_string(h));
     }
   }
 }
@@ -190,11 +199,14 @@ TEST_CASE("compose: TIP keeps a top-k of the dominant-dim scores and FAC attends
             kept.assign(sel.unit_tokens(unit).begin(), sel.unit_tokens(unit).end());
             std::vector<float> scores(static_cast<std::size_t>(c.t));
             for (std::int64_t j = 0; j < c.t; ++j)
-              scores[static_cast<std::size_t>(j)] = seq.unit_score(c.t - 1, g, unit, j, plan.unit_dims(unit));
+              scores[static_cast<std::size_t>(j)] =
+                  seq.unit_score(c.t - 1, g, unit, j, plan.unit_dims(unit));
             std::string why;
-            CHECK_MESSAGE(test::is_valid_topk(scores, kept, static_cast<std::size_t>(k), &why), why);
+            CHECK_MESSAGE(test::is_valid_topk(scores, kept, static_cast<std::size_t>(k), &why),
+                          why);
           }
-          test::check_close(std::span(out).subspan(static_cast<std::size_t>(h * c.d), static_cast<std::size_t>(c.d)),
+          test::check_close(std::span(out).subspan(static_cast<std::size_t>(h * c.d),
+                                                   static_cast<std::size_t>(c.d)),
                             seq.attention(c.t - 1, h, kept), test::fp32_tol, "FAC");
         }
       }
@@ -259,19 +271,25 @@ TEST_CASE("compose: prefill equals token-by-token dense decode") {
   // a: 25 tokens in one prefill, then 15 decodes; b: 40 decodes
   std::vector<float> q, k, v;
   for (int i = 0; i < 25; ++i) {
-    q.insert(q.end(), seq.q[static_cast<std::size_t>(i)].begin(), seq.q[static_cast<std::size_t>(i)].end());
-    k.insert(k.end(), seq.k[static_cast<std::size_t>(i)].begin(), seq.k[static_cast<std::size_t>(i)].end());
-    v.insert(v.end(), seq.v[static_cast<std::size_t>(i)].begin(), seq.v[static_cast<std::size_t>(i)].end());
+    q.insert(q.end(), seq.q[static_cast<std::size_t>(i)].begin(),
+             seq.q[static_cast<std::size_t>(i)].end());
+    k.insert(k.end(), seq.k[static_cast<std::size_t>(i)].begin(),
+             seq.k[static_cast<std::size_t>(i)].end());
+    v.insert(v.end(), seq.v[static_cast<std::size_t>(i)].begin(),
+             seq.v[static_cast<std::size_t>(i)].end());
   }
   std::vector<float> pre(25 * 6 * 64), step(6 * 64);
   a.prefill(q, k, v, pre);
   for (int i = 0; i < 40; ++i) {
-    b.decode(seq.q[static_cast<std::size_t>(i)], seq.k[static_cast<std::size_t>(i)], seq.v[static_cast<std::size_t>(i)], step);
+    b.decode(seq.q[static_cast<std::size_t>(i)], seq.k[static_cast<std::size_t>(i)],
+             seq.v[static_cast<std::size_t>(i)], step);
     if (i < 25) {
-      test::check_close(std::span(pre).subspan(static_cast<std::size_t>(i * 384), 384), step, test::fp32_tol, "prefill row");
+      test::check_close(std::span(pre).subspan(static_cast<std::size_t>(i * 384), 384), step,
+                        test::fp32_tol, "prefill row");
     } else {
       std::vector<float> o(384);
-      a.decode(seq.q[static_cast<std::size_t>(i)], seq.k[static_cast<std::size_t>(i)], seq.v[static_cast<std::size_t>(i)], o);
+      a.decode(seq.q[static_cast<std::size_t>(i)], seq.k[static_cast<std::size_t>(i)],
+               seq.v[static_cast<std::size_t>(i)], o);
       test::check_close(o, step, test::fp32_tol, "decode after prefill");
     }
   }
@@ -280,13 +298,14 @@ TEST_CASE("compose: prefill equals token-by-token dense decode") {
 TEST_CASE("compose: bytes read per step follow the cost model (FASA Sec. 4.4)") {
   const attention_shape shape{8, 2, 128, 2000};
   const sequence seq(shape, rope::interleaved(128, 1e4), 2000, 1u);
-  const dominant_plan plan(seq.pe, shape, selection_granularity::kv_head, random_fc_sets(2, 64, 16, 2u));
+  const dominant_plan plan(seq.pe, shape, selection_granularity::kv_head,
+                           random_fc_sets(2, 64, 16, 2u));
   auto attn = make_fasa_c<ref>(plan, seq.pe, token_budget::tokens(100));
   step_stats st;
   run_last(attn, seq, &st);
   CHECK(plan.slab_width() == 32);
   CHECK(st.dense_bytes == 2LL * 2000 * 2 * 128 * 4);
-  CHECK(st.score_bytes == 2LL * 2000 * 32 * 4);    // the slab only
+  CHECK(st.score_bytes == 2LL * 2000 * 32 * 4);       // the slab only
   CHECK(st.attend_bytes == 2LL * 100 * 2 * 128 * 4);  // kept rows, K and V
   CHECK(st.fraction_of_dense() == doctest::Approx(16.0 / 128 + 100.0 / 2000));
 }
@@ -307,31 +326,38 @@ TEST_CASE("compose: bad input gets an error naming the problem") {
   const rope pe = rope::interleaved(64, 1e4);
   auto attn = make_dense<ref>(shape, pe);
   std::vector<float> q(8 * 64), kv(2 * 64), out(8 * 64), small(10);
-  CHECK_THROWS_WITH_AS(attn.decode(small, kv, kv, out), doctest::Contains("q has 10 values, expected 512"), error);
+  CHECK_THROWS_WITH_AS(attn.decode(small, kv, kv, out),
+                       doctest::Contains("q has 10 values, expected 512"), error);
   CHECK_THROWS_WITH_AS(attn.decode(q, small, kv, out), doctest::Contains("k has 10 values"), error);
-  CHECK_THROWS_WITH_AS(attn.decode(q, kv, kv, small), doctest::Contains("out has 10 values"), error);
-  CHECK_THROWS_WITH_AS(attn.append(small, small), doctest::Contains("multiple of num_kv_heads*head_dim"), error);
+  CHECK_THROWS_WITH_AS(attn.decode(q, kv, kv, small), doctest::Contains("out has 10 values"),
+                       error);
+  CHECK_THROWS_WITH_AS(attn.append(small, small),
+                       doctest::Contains("multiple of num_kv_heads*head_dim"), error);
   for (int i = 0; i < 16; ++i) attn.append(kv, kv);
-  CHECK_THROWS_WITH_AS(attn.decode(q, kv, kv, out), doctest::Contains("holds 16 of 16 tokens"), error);
+  CHECK_THROWS_WITH_AS(attn.decode(q, kv, kv, out), doctest::Contains("holds 16 of 16 tokens"),
+                       error);
 
   CHECK_THROWS_WITH_AS(make_dense<ref>(shape, rope::interleaved(128, 1e4)),
                        doctest::Contains("head_dim (128) differs"), error);
   CHECK_THROWS_WITH_AS(dominant_plan(pe, shape, selection_granularity::kv_head,
                                      std::vector<std::vector<int>>(2, std::vector<int>(33, 0))),
-                       doctest::Contains("N_tip (33) must be between 1 and head_dim/2 (32)"), error);
+                       doctest::Contains("N_tip (33) must be between 1 and head_dim/2 (32)"),
+                       error);
   CHECK_THROWS_WITH_AS(dominant_plan(pe, shape, selection_granularity::kv_head, {{1, 2}, {3, 40}}),
                        doctest::Contains("FC 40 outside [0, 32)"), error);
   CHECK_THROWS_WITH_AS(dominant_plan(pe, shape, selection_granularity::kv_head, {{1, 1}, {3, 4}}),
                        doctest::Contains("names FC 1 twice"), error);
-  CHECK_THROWS_WITH_AS(dominant_plan(pe, shape, selection_granularity::query_head, {{1, 2}, {3, 4}}),
-                       doctest::Contains("query_head granularity has 8 units"), error);
+  CHECK_THROWS_WITH_AS(
+      dominant_plan(pe, shape, selection_granularity::query_head, {{1, 2}, {3, 4}}),
+      doctest::Contains("query_head granularity has 8 units"), error);
   CHECK_THROWS_WITH_AS(dominant_plan(pe, shape, selection_granularity::kv_head, {{1, 2}, {3}}),
                        doctest::Contains("unit 1 has 1 dominant FCs"), error);
   const dominant_plan plan(pe, shape, selection_granularity::kv_head, {{1, 2}, {3, 4}});
   auto tip = plan.tip(token_budget::tokens(4));
   tip.n_tip = 40;
   CHECK_THROWS_WITH_AS(make_fasa_c<ref>(plan, pe, token_budget::tokens(4)).set_selector(tip),
-                       doctest::Contains("N_tip (40) must be between 1 and head_dim/2 (32)"), error);
+                       doctest::Contains("N_tip (40) must be between 1 and head_dim/2 (32)"),
+                       error);
   const attention_shape other{8, 2, 64, 32};
   CHECK_THROWS_WITH_AS((fasa_c<ref>(other, pe, plan.tip(token_budget::tokens(4)), plan.storage())),
                        doctest::Contains("capacity=16 but the attention shape has"), error);

@@ -48,10 +48,11 @@ TEST_CASE("topk: equals a brute-force full sort, tie-aware, for many sizes") {
     // coarse values so that ties are common
     auto scores = fasa::test::random_vector(t, static_cast<std::uint32_t>(t));
     for (auto& s : scores) s = std::round(s * 4.0f) / 4.0f;
-    for (std::int64_t k : {std::int64_t{1}, std::int64_t{5}, std::int64_t{64},
-                           static_cast<std::int64_t>(t)}) {
+    for (std::int64_t k :
+         {std::int64_t{1}, std::int64_t{5}, std::int64_t{64}, static_cast<std::int64_t>(t)}) {
       fasa::select_top_k(scores, k, {}, out, scratch);
-      const auto kk = static_cast<std::size_t>(std::min<std::int64_t>(k, static_cast<std::int64_t>(t)));
+      const auto kk =
+          static_cast<std::size_t>(std::min<std::int64_t>(k, static_cast<std::int64_t>(t)));
       std::string why;
       INFO("t=", t, " k=", k);
       CHECK(fasa::test::is_valid_topk(scores, out, kk, &why));

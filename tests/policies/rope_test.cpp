@@ -58,7 +58,8 @@ TEST_CASE("rope: interleaved layout matches the complex-rotation formula") {
   for (int d : {8, 64, 128}) {
     const rope pe = rope::interleaved(d, 10000.0);
     for (long pos : {0L, 1L, 17L, 4095L, 131071L}) {
-      auto x = fasa::test::random_vector(static_cast<std::size_t>(d), 11u + static_cast<unsigned>(pos));
+      auto x =
+          fasa::test::random_vector(static_cast<std::size_t>(d), 11u + static_cast<unsigned>(pos));
       const auto want = rotate_interleaved_complex(x, pos, 10000.0);
       pe.rotate(x.data(), pos);
       fasa::test::check_close(x, want, {1e-6, 1e-5}, "interleaved d=" + std::to_string(d));
@@ -70,7 +71,8 @@ TEST_CASE("rope: rotate-half layout matches Hugging Face's rotate_half formula")
   for (int d : {8, 64, 128}) {
     const rope pe = rope::rotate_half(d, 500000.0);
     for (long pos : {0L, 3L, 999L, 65535L}) {
-      auto x = fasa::test::random_vector(static_cast<std::size_t>(d), 5u + static_cast<unsigned>(pos));
+      auto x =
+          fasa::test::random_vector(static_cast<std::size_t>(d), 5u + static_cast<unsigned>(pos));
       const auto want = rotate_half_hf(x, pos, 500000.0);
       pe.rotate(x.data(), pos);
       fasa::test::check_close(x, want, {1e-6, 1e-5}, "rotate_half d=" + std::to_string(d));
@@ -128,7 +130,8 @@ TEST_CASE("rope: FC maps partition the dims; the paper-code mapping takes adjace
   auto x = fasa::test::random_vector(64, 9);
   const auto before = x;
   partial.rotate(x.data(), 1234);
-  for (int i = 32; i < 64; ++i) CHECK(x[static_cast<std::size_t>(i)] == before[static_cast<std::size_t>(i)]);
+  for (int i = 32; i < 64; ++i)
+    CHECK(x[static_cast<std::size_t>(i)] == before[static_cast<std::size_t>(i)]);
 }
 
 TEST_CASE("rope: an FC is one rotation pair: its 2-D score depends only on m - n") {
@@ -142,11 +145,14 @@ TEST_CASE("rope: an FC is one rotation pair: its 2-D score depends only on m - n
     half.rotate(qm.data(), m);  // both read the same rotate-half tensors
     half.rotate(kn.data(), n);
     const dim_pair p = pe.fc_dims(fc);
-    return static_cast<double>(qm[static_cast<std::size_t>(p.first)]) * kn[static_cast<std::size_t>(p.first)] +
-           static_cast<double>(qm[static_cast<std::size_t>(p.second)]) * kn[static_cast<std::size_t>(p.second)];
+    return static_cast<double>(qm[static_cast<std::size_t>(p.first)]) *
+               kn[static_cast<std::size_t>(p.first)] +
+           static_cast<double>(qm[static_cast<std::size_t>(p.second)]) *
+               kn[static_cast<std::size_t>(p.second)];
   };
   for (int fc : {0, 1, 7}) {
-    CHECK(fc_score(half, fc, 40, 10) == doctest::Approx(fc_score(half, fc, 1040, 1010)).epsilon(1e-4));
+    CHECK(fc_score(half, fc, 40, 10) ==
+          doctest::Approx(fc_score(half, fc, 1040, 1010)).epsilon(1e-4));
     CHECK(std::abs(fc_score(compat, fc, 40, 10) - fc_score(compat, fc, 1040, 1010)) > 1e-3);
   }
 }
@@ -160,8 +166,10 @@ TEST_CASE("rope: per-FC scores sum to the full score (FASA Eq. 3)") {
     double sum = 0;
     for (int i = 0; i < pe.num_fcs(); ++i) {
       const dim_pair p = pe.fc_dims(i);
-      sum += static_cast<double>(q[static_cast<std::size_t>(p.first)]) * k[static_cast<std::size_t>(p.first)] +
-             static_cast<double>(q[static_cast<std::size_t>(p.second)]) * k[static_cast<std::size_t>(p.second)];
+      sum += static_cast<double>(q[static_cast<std::size_t>(p.first)]) *
+                 k[static_cast<std::size_t>(p.first)] +
+             static_cast<double>(q[static_cast<std::size_t>(p.second)]) *
+                 k[static_cast<std::size_t>(p.second)];
     }
     CHECK(sum == doctest::Approx(dot(q, k)).epsilon(1e-9));
   }
@@ -170,7 +178,8 @@ TEST_CASE("rope: per-FC scores sum to the full score (FASA Eq. 3)") {
 TEST_CASE("rope: frequency scaling") {
   const rope plain = rope::interleaved(128, 500000.0);
   const rope lin = rope::interleaved(128, 500000.0, rope_scaling::linear(4.0));
-  for (int i : {0, 10, 63}) CHECK(lin.inv_frequency(i) == doctest::Approx(plain.inv_frequency(i) / 4.0));
+  for (int i : {0, 10, 63})
+    CHECK(lin.inv_frequency(i) == doctest::Approx(plain.inv_frequency(i) / 4.0));
   // Llama 3.1 (factor 8, low 1, high 4, original 8192): wavelengths below 8192/4 keep their
   // frequency, above 8192/1 are divided by 8, in between blend linearly in 8192/wavelength.
   const rope l3 = rope::interleaved(128, 500000.0, rope_scaling::llama3(8.0, 1.0, 4.0, 8192.0));
@@ -178,8 +187,10 @@ TEST_CASE("rope: frequency scaling") {
   for (int i = 0; i < 64; ++i) {
     const double f = plain.inv_frequency(i), wavelen = two_pi / f;
     double want;
-    if (wavelen < 2048.0) want = f;
-    else if (wavelen > 8192.0) want = f / 8.0;
+    if (wavelen < 2048.0)
+      want = f;
+    else if (wavelen > 8192.0)
+      want = f / 8.0;
     else {
       const double smooth = (8192.0 / wavelen - 1.0) / 3.0;
       want = (1 - smooth) * f / 8.0 + smooth * f;
@@ -194,8 +205,9 @@ TEST_CASE("rope: bad parameters name the problem") {
   CHECK_THROWS_WITH_AS(rope::interleaved(7, 1e4), doctest::Contains("even head_dim"), fasa::error);
   CHECK_THROWS_WITH_AS(rope::interleaved(0, 1e4), doctest::Contains("got 0"), fasa::error);
   CHECK_THROWS_WITH_AS(rope::interleaved(64, -1.0), doctest::Contains("theta"), fasa::error);
-  CHECK_THROWS_WITH_AS(rope(64, 1e4, rope_layout::rotate_half, fc_mapping::rotation_pairs, {}, 30 + 1),
-                       doctest::Contains("rotary_dim"), fasa::error);
+  CHECK_THROWS_WITH_AS(
+      rope(64, 1e4, rope_layout::rotate_half, fc_mapping::rotation_pairs, {}, 30 + 1),
+      doctest::Contains("rotary_dim"), fasa::error);
   CHECK_THROWS_WITH_AS(rope::interleaved(64, 1e4, rope_scaling::linear(0.0)),
                        doctest::Contains("scaling factor"), fasa::error);
   CHECK_THROWS_WITH_AS(rope::interleaved(64, 1e4, rope_scaling::llama3(8, 4, 1, 8192)),

@@ -54,8 +54,8 @@ class dominant_plan {
       for (int fc : set) {
         FASA_CHECK(fc >= 0 && fc < pe.num_fcs(), "dominant_plan: unit ", u, " names FC ", fc,
                    " outside [0, ", pe.num_fcs(), ")");
-        FASA_CHECK(!seen[static_cast<std::size_t>(fc)], "dominant_plan: unit ", u,
-                   " names FC ", fc, " twice");
+        FASA_CHECK(!seen[static_cast<std::size_t>(fc)], "dominant_plan: unit ", u, " names FC ", fc,
+                   " twice");
         seen[static_cast<std::size_t>(fc)] = true;
         const dim_pair d = pe.fc_dims(fc);
         dims_.push_back(d.first);
@@ -71,10 +71,10 @@ class dominant_plan {
                                selection_granularity granularity) {
     std::vector<int> every(static_cast<std::size_t>(pe.num_fcs()));
     std::iota(every.begin(), every.end(), 0);
-    return dominant_plan(pe, shape, granularity,
-                         std::vector<std::vector<int>>(
-                             static_cast<std::size_t>(num_selection_units(shape, granularity)),
-                             every));
+    return dominant_plan(
+        pe, shape, granularity,
+        std::vector<std::vector<int>>(
+            static_cast<std::size_t>(num_selection_units(shape, granularity)), every));
   }
 
   selector::fasa_tip tip(token_budget budget, forced_tokens force = {}) const {
@@ -137,7 +137,8 @@ class dominant_plan {
       // pad this head's slab to the common width with its lowest remaining dims
       int width = static_cast<int>(std::count(mark.begin(), mark.end(), true));
       for (int dim = 0; dim < d && width < slab_width_; ++dim)
-        if (!mark[static_cast<std::size_t>(dim)]) mark[static_cast<std::size_t>(dim)] = true, ++width;
+        if (!mark[static_cast<std::size_t>(dim)])
+          mark[static_cast<std::size_t>(dim)] = true, ++width;
       int j = 0;
       for (int pass = 0; pass < 2; ++pass)  // slab dims first, then the rest, each ascending
         for (int dim = 0; dim < d; ++dim)

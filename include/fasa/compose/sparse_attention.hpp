@@ -155,8 +155,8 @@ class SparseAttention {
   }
   std::int64_t rows_of(const char* call, std::size_t got, std::int64_t row) const {
     FASA_CHECK(got > 0 && static_cast<std::int64_t>(got) % row == 0, "SparseAttention::", call,
-               ": k has ", got, " values, expected a positive multiple of num_kv_heads*head_dim = ",
-               row);
+               ": k has ", got,
+               " values, expected a positive multiple of num_kv_heads*head_dim = ", row);
     return static_cast<std::int64_t>(got) / row;
   }
   void check_room(const char* call, std::int64_t count) const {
@@ -192,9 +192,8 @@ class SparseAttention {
     for (int h = 0; h < shape_.num_kv_heads; ++h) {
       std::int64_t widest = 0;
       for (int u = 0; u < selection_.units; ++u) {
-        const int kv = selection_.granularity == selection_granularity::query_head
-                           ? shape_.kv_head_of(u)
-                           : u;
+        const int kv =
+            selection_.granularity == selection_granularity::query_head ? shape_.kv_head_of(u) : u;
         if (kv != h) continue;
         if constexpr (Sel::kind == score_kind::dot_dim_subset)
           widest = std::max(widest, st_.scoring_row_bytes(h, sel_.score_dims(u), elem));

@@ -50,7 +50,7 @@ std::string concat(const Args&... args) {
   ::fasa::detail::throw_error(__func__, __FILE__, __LINE__, ::fasa::detail::concat(__VA_ARGS__))
 
 // FASA_CHECK(cond, message parts...) throws fasa::error with the message when cond is false.
-#define FASA_CHECK(cond, ...)      \
-  do {                             \
+#define FASA_CHECK(cond, ...)            \
+  do {                                   \
     if (!(cond)) FASA_FAIL(__VA_ARGS__); \
   } while (0)

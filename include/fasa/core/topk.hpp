@@ -54,8 +54,8 @@ inline void select_top_k(std::span<const float> scores, std::int64_t k, const fo
                          std::vector<std::int32_t>& out, std::vector<std::int32_t>& scratch) {
   const auto t = static_cast<std::int64_t>(scores.size());
   FASA_CHECK(k >= 1, "top-k needs k >= 1, got ", k);
-  FASA_CHECK(t <= std::numeric_limits<std::int32_t>::max(), "too many tokens for int32 indices: ",
-             t);
+  FASA_CHECK(t <= std::numeric_limits<std::int32_t>::max(),
+             "too many tokens for int32 indices: ", t);
   k = std::min(k, t);
   out.clear();
   if (forced.any()) append_forced_tokens(forced, t, k, out);
@@ -67,14 +67,15 @@ inline void select_top_k(std::span<const float> scores, std::int64_t k, const fo
     std::int64_t n = 0;
     for (std::int64_t i = 0; i < t; ++i) {
       const auto idx = static_cast<std::int32_t>(i);
-      if (num_forced > 0 && std::binary_search(out.begin(), out.begin() + num_forced, idx)) continue;
+      if (num_forced > 0 && std::binary_search(out.begin(), out.begin() + num_forced, idx))
+        continue;
       scratch[static_cast<std::size_t>(n++)] = idx;
     }
     const auto better = [&](std::int32_t a, std::int32_t b) {
       return topk_ranks_before(scores, a, b);
     };
-    if (need < n) std::nth_element(scratch.begin(), scratch.begin() + need, scratch.begin() + n,
-                                   better);
+    if (need < n)
+      std::nth_element(scratch.begin(), scratch.begin() + need, scratch.begin() + n, better);
     out.insert(out.end(), scratch.begin(), scratch.begin() + std::min(need, n));
   }
   std::sort(out.begin(), out.end());

@@ -39,11 +39,11 @@ concept policy_of_kind = std::is_trivially_copyable_v<P> && requires {
 template <class P>
 concept PositionalEncoding = policy_of_kind<P, positional_encoding_tag> &&
     requires(const P& p, float* x, std::int64_t pos, int fc) {
-      { p.head_dim() } -> std::same_as<int>;
-      { p.num_fcs() } -> std::same_as<int>;
-      { p.fc_dims(fc) } -> std::same_as<dim_pair>;
-      { p.rotate(x, pos) } -> std::same_as<void>;
-    };
+  { p.head_dim() } -> std::same_as<int>;
+  { p.num_fcs() } -> std::same_as<int>;
+  { p.fc_dims(fc) } -> std::same_as<dim_pair>;
+  { p.rotate(x, pos) } -> std::same_as<void>;
+};
 
 // ---------------------------------------------------------------------------------------------
 // TokenSelector: decides which cached tokens each selection unit (a query head, or a KV head
@@ -81,22 +81,22 @@ struct key_reader_archetype {
 //   validate(shape)      throws fasa::error if the selector's tables do not fit the shape
 template <class S>
 concept TokenSelector = policy_of_kind<S, token_selector_tag> &&
-    requires(const S& s, const unit_queries& uq, const key_reader_archetype& keys,
-             std::int64_t t, const attention_shape& shape) {
-      { S::kind } -> std::convertible_to<score_kind>;
-      { s.granularity() } -> std::same_as<selection_granularity>;
-      { s.keep(t) } -> std::same_as<std::int64_t>;
-      { s.forced() } -> std::same_as<forced_tokens>;
-      { s.score(uq, keys, t) } -> std::same_as<float>;
-      s.validate(shape);
-    };
+    requires(const S& s, const unit_queries& uq, const key_reader_archetype& keys, std::int64_t t,
+             const attention_shape& shape) {
+  { S::kind } -> std::convertible_to<score_kind>;
+  { s.granularity() } -> std::same_as<selection_granularity>;
+  { s.keep(t) } -> std::same_as<std::int64_t>;
+  { s.forced() } -> std::same_as<forced_tokens>;
+  { s.score(uq, keys, t) } -> std::same_as<float>;
+  s.validate(shape);
+};
 
 // A selector of kind dot_dim_subset also names the dims it scores on.
 template <class S>
-concept DimSubsetSelector = TokenSelector<S> && S::kind == score_kind::dot_dim_subset &&
-    requires(const S& s, int unit) {
-      { s.score_dims(unit) } -> std::same_as<index_span>;
-    };
+concept DimSubsetSelector = TokenSelector<S> &&
+                            S::kind == score_kind::dot_dim_subset&& requires(const S& s, int unit) {
+  { s.score_dims(unit) } -> std::same_as<index_span>;
+};
 
 // ---------------------------------------------------------------------------------------------
 // KVStorage: the layout of the key/value cache of one layer. The backend owns the memory (one
@@ -108,15 +108,15 @@ template <class S>
 concept KVStorage = policy_of_kind<S, kv_storage_tag> &&
     requires(const S& s, int h, std::int64_t t, int dim, index_span dims,
              const attention_shape& shape) {
-      { s.num_kv_heads() } -> std::same_as<int>;
-      { s.head_dim() } -> std::same_as<int>;
-      { s.capacity() } -> std::same_as<std::int64_t>;
-      { s.buffer_elements() } -> std::same_as<std::int64_t>;
-      { s.key_index(h, t, dim) } -> std::same_as<std::int64_t>;
-      { s.value_index(h, t, dim) } -> std::same_as<std::int64_t>;
-      { s.scoring_row_bytes(h, dims, 4) } -> std::same_as<std::int64_t>;
-      s.validate(shape);
-    };
+  { s.num_kv_heads() } -> std::same_as<int>;
+  { s.head_dim() } -> std::same_as<int>;
+  { s.capacity() } -> std::same_as<std::int64_t>;
+  { s.buffer_elements() } -> std::same_as<std::int64_t>;
+  { s.key_index(h, t, dim) } -> std::same_as<std::int64_t>;
+  { s.value_index(h, t, dim) } -> std::same_as<std::int64_t>;
+  { s.scoring_row_bytes(h, dims, 4) } -> std::same_as<std::int64_t>;
+  s.validate(shape);
+};
 
 // ---------------------------------------------------------------------------------------------
 // AttentionBackend: a tag (with runtime knobs such as a thread count) naming where and how the

@@ -53,7 +53,8 @@ struct backend_impl<backend::cpu_reference> {
       const unit_queries uq = cpu::make_unit_queries(shape, g, q_rot, u);
       const cpu::host_key_reader<St> keys{&st, s.cache.data(), uq.kv_head};
       // Step 1: one ranking score per cached token, S_j = sel.score(q, k_j).
-      for (std::int64_t j = 0; j < t; ++j) s.scores[static_cast<std::size_t>(j)] = sel.score(uq, keys, j);
+      for (std::int64_t j = 0; j < t; ++j)
+        s.scores[static_cast<std::size_t>(j)] = sel.score(uq, keys, j);
       // Step 2: TopK-I(S, keep): forced tokens first, then the highest scores.
       select_top_k(s.scores, out.per_unit, sel.forced(), chosen, s.scratch);
       std::copy(chosen.begin(), chosen.end(), out.unit_tokens(u).begin());

@@ -47,8 +47,8 @@ struct rope_scaling {
   enum class kind : std::uint8_t { none, linear, llama3 };
   kind type = kind::none;
   double factor = 1.0;  // linear: positions divided by factor; llama3: low-frequency divisor
-  double low_freq_factor = 1.0;   // llama3 only
-  double high_freq_factor = 4.0;  // llama3 only
+  double low_freq_factor = 1.0;           // llama3 only
+  double high_freq_factor = 4.0;          // llama3 only
   double original_max_position = 8192.0;  // llama3 only: the pre-extension context length
 
   static rope_scaling linear(double factor) { return {kind::linear, factor, 1.0, 4.0, 8192.0}; }
@@ -62,8 +62,9 @@ class rope {
   using policy_tag = positional_encoding_tag;
 
   // head_dim: dims per head (even); theta: the RoPE base; rotary_dim: 0 means head_dim.
-  rope(int head_dim, double theta, rope_layout layout, fc_mapping mapping = fc_mapping::rotation_pairs,
-       rope_scaling scaling = {}, int rotary_dim = 0)
+  rope(int head_dim, double theta, rope_layout layout,
+       fc_mapping mapping = fc_mapping::rotation_pairs, rope_scaling scaling = {},
+       int rotary_dim = 0)
       : head_dim_(head_dim),
         rotary_dim_(rotary_dim == 0 ? head_dim : rotary_dim),
         theta_(theta),
@@ -73,7 +74,8 @@ class rope {
     FASA_CHECK(head_dim > 0 && head_dim % 2 == 0,
                "RoPE needs a positive even head_dim (it rotates pairs of dims), got ", head_dim);
     FASA_CHECK(rotary_dim_ > 0 && rotary_dim_ % 2 == 0 && rotary_dim_ <= head_dim,
-               "RoPE rotary_dim must be even and in [2, head_dim=", head_dim, "], got ", rotary_dim_);
+               "RoPE rotary_dim must be even and in [2, head_dim=", head_dim, "], got ",
+               rotary_dim_);
     FASA_CHECK(theta > 0.0 && std::isfinite(theta), "RoPE theta must be positive, got ", theta);
     if (scaling.type != rope_scaling::kind::none)
       FASA_CHECK(scaling.factor > 0.0, "RoPE scaling factor must be positive, got ",
@@ -138,8 +140,9 @@ class rope {
         const double low_wavelen = scaling_.original_max_position / scaling_.low_freq_factor;
         if (wavelen < high_wavelen) return base;
         if (wavelen > low_wavelen) return base / scaling_.factor;
-        const double smooth = (scaling_.original_max_position / wavelen - scaling_.low_freq_factor) /
-                              (scaling_.high_freq_factor - scaling_.low_freq_factor);
+        const double smooth =
+            (scaling_.original_max_position / wavelen - scaling_.low_freq_factor) /
+            (scaling_.high_freq_factor - scaling_.low_freq_factor);
         return (1.0 - smooth) * base / scaling_.factor + smooth * base;
       }
     }

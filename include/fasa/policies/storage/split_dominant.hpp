@@ -79,8 +79,8 @@ struct split_dominant {
     for (int h = 0; h < kv_heads; ++h)
       for (int j = 0; j < dim; ++j) {
         const int d = dim_at(h, j);
-        FASA_CHECK(d >= 0 && d < dim && slot_of(h, d) == j, "split_dominant tables of KV head ",
-                   h, " are not a permutation and its inverse (position ", j, ")");
+        FASA_CHECK(d >= 0 && d < dim && slot_of(h, d) == j, "split_dominant tables of KV head ", h,
+                   " are not a permutation and its inverse (position ", j, ")");
       }
   }
 };
