@@ -103,8 +103,8 @@ inline llama_weights read_llama2c(const std::vector<char>& bytes, const std::str
       static_cast<double>(c.vocab_size) * c.dim +
       static_cast<double>(c.n_layers) * c.dim * (2.0 * c.dim + 3.0 * c.hidden_dim);
   FASA_CHECK(floats * sizeof(float) <= static_cast<double>(bytes.size()), source,
-             ": llama2.c header (dim=", c.dim, " hidden_dim=", c.hidden_dim,
-             " n_layers=", c.n_layers, " vocab=", c.vocab_size,
+             ": llama2.c checkpoint is truncated or not one: its header (dim=", c.dim,
+             " hidden_dim=", c.hidden_dim, " n_layers=", c.n_layers, " vocab=", c.vocab_size,
              ") describes more weights than the file's ", bytes.size(), " bytes");
 
   detail::float_cursor cur(bytes, header, source);
