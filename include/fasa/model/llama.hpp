@@ -72,12 +72,12 @@ inline void rms_norm(const row_matrix& x, const Eigen::VectorXf& weight, float e
 
 class llama_model {
  public:
-  // Called after each layer's projections at a decode step, before its attention: the layer,
-  // the pre-RoPE query [n_heads, head_dim], its position, and the layer (whose cache then holds
-  // every earlier token). Calibration uses it to read queries and keys.
-  using decode_observer =
-      std::function<void(int layer, std::span<const float> q, std::int64_t pos,
-                         const layer_attention& attn, std::span<const float> k)>;
+  // Called after each layer's attention at a decode step: the layer, the step's pre-RoPE query
+  // [n_heads, head_dim], its position, and the layer's attention, whose cache then holds every
+  // token up to and including this one (the paper's code appends the current key before
+  // scoring). Calibration uses it to read queries and keys.
+  using decode_observer = std::function<void(int layer, std::span<const float> q, std::int64_t pos,
+                                             const layer_attention& attn)>;
 
   // The model views `weights` (keep them alive); layers[l] is layer l's attention.
   llama_model(const llama_weights& weights, std::vector<std::unique_ptr<layer_attention>> layers)
@@ -152,8 +152,8 @@ class llama_model {
       const std::span<const float> v(v_.data(), static_cast<std::size_t>(v_.size()));
       const std::span<float> out(att_.data(), static_cast<std::size_t>(att_.size()));
       if (decoding) {
-        if (observer_) observer_(l, q, position_, attn, k);
         stats_[static_cast<std::size_t>(l)] = attn.decode(q, k, v, out);
+        if (observer_) observer_(l, q, position_, attn);
       } else {
         attn.prefill(q, k, v, out);
       }
