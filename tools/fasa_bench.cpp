@@ -131,15 +131,12 @@ int team_size(int threads) {
 }
 
 // Copies and sums a buffer far larger than the last-level cache, on the same number of threads
-// as the benchmark, and keeps the median of several passes.
+// as the benchmark, and keeps the best of several passes (as STREAM does: what the machine can
+// do, not what a noisy moment allowed).
 bandwidth measure_bandwidth(double mib, int threads) {
   const auto n = static_cast<std::int64_t>(mib * 1024 * 1024 / sizeof(float));
   std::vector<float> src(static_cast<std::size_t>(n), 1.0f), dst(static_cast<std::size_t>(n), 0.0f);
   const int team = team_size(threads);
-  const auto median_of = [](std::vector<double> v) {
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
-  };
   std::vector<double> copy_s, read_s;
   double sink = 0;
   for (int rep = 0; rep < 7; ++rep) {
@@ -166,7 +163,18 @@ bandwidth measure_bandwidth(double mib, int threads) {
   }
   if (sink == -1) std::cerr << "";  // keep the passes from being optimised away
   const double bytes = static_cast<double>(n) * sizeof(float);
-  return {2 * bytes / median_of(copy_s) / 1e9, bytes / median_of(read_s) / 1e9};
+  return {2 * bytes / *std::min_element(copy_s.begin(), copy_s.end()) / 1e9,
+          bytes / *std::min_element(read_s.begin(), read_s.end()) / 1e9};
+}
+
+// The 1-, 5- and 15-minute load averages: a busy machine makes every timing suspect.
+std::string load_average() {
+  std::ifstream in("/proc/loadavg");
+  double a = 0, b = 0, c = 0;
+  if (!(in >> a >> b >> c)) return "unknown";
+  std::ostringstream os;
+  os << a << ' ' << b << ' ' << c;
+  return os.str();
 }
 
 std::string cpu_model() {
@@ -183,7 +191,8 @@ std::string cpu_model() {
 // ---- one sweep ----------------------------------------------------------------------------------
 
 struct row {
-  std::int64_t context;
+  std::int64_t context;       // requested: the cache size at the first timed step of the run
+  std::int64_t t_first, t_last;  // the cache sizes at the first and last timed steps
   std::string budget;
   std::int64_t n_fac;
   double dense_ms, fasa_ms, speedup, ceiling;
@@ -246,7 +255,7 @@ std::vector<row> run_sweep(const options& o, std::ostream& log) {
     auto fasa_c = make_fasa_c<Backend>(plan, pe, to_budget(o.budgets.front()), {}, be);
 
     // Fill with the same random tokens, so that the first timed step sees `context` tokens.
-    const std::int64_t fill = context - 1;
+    const std::int64_t fill = std::max<std::int64_t>(0, context - 1 - o.warmup);
     log << "context " << context << ": filling " << fill << " tokens into both caches" << std::flush;
     const auto fill_start = clock_type::now();
     constexpr std::int64_t chunk = 2048;
@@ -273,7 +282,7 @@ std::vector<row> run_sweep(const options& o, std::ostream& log) {
       std::vector<float> q(qn), kk(kn), vv(kn), out(qn);
       std::vector<double> dense_s, fasa_s;
       step_stats dense_stats, fasa_stats;
-      std::int64_t first_context = 0;
+      std::int64_t first_context = 0, last_context = 0;
       // Interleave the two variants so both see the same machine; the first steps warm up.
       for (int step = 0; step < steps_per_budget; ++step) {
         rng.fill(q);
@@ -289,11 +298,14 @@ std::vector<row> run_sweep(const options& o, std::ostream& log) {
           dense_stats = ds, fasa_stats = fs;
           first_context = fs.context;
         }
+        last_context = fs.context;
         dense_s.push_back(std::chrono::duration<double>(t1 - t0).count());
         fasa_s.push_back(std::chrono::duration<double>(t2 - t1).count());
       }
       row r;
-      r.context = first_context;
+      r.context = context;
+      r.t_first = first_context;
+      r.t_last = last_context;
       r.budget = budget_label(b);
       r.n_fac = fasa_stats.kept;
       r.dense_ms = median(dense_s) * 1e3;
@@ -301,7 +313,7 @@ std::vector<row> run_sweep(const options& o, std::ostream& log) {
       r.speedup = r.dense_ms / r.fasa_ms;
       // FASA Eq. 8: 2td / (2t N_tip + 2 N_fac d) = 1 / (N_tip/d + N_fac/t)
       r.ceiling = 1.0 / (static_cast<double>(o.n_tip) / o.head_dim +
-                         static_cast<double>(r.n_fac) / static_cast<double>(r.context));
+                         static_cast<double>(r.n_fac) / static_cast<double>(r.t_first));
       r.dense_bytes = dense_stats.bytes_read();
       r.fasa_bytes = fasa_stats.bytes_read();
       rows.push_back(r);
@@ -358,7 +370,7 @@ void print_table(const std::vector<row>& rows, const bandwidth& bw, std::ostream
                   fasa_gbs);
     os << line;
   }
-  if (!rows.empty()) {
+  if (!rows.empty() && bw.read_gbs > 0) {
     double best = 0;
     for (const auto& r : rows) best = std::max(best, r.dense_bytes / (r.dense_ms * 1e-3) / 1e9);
     std::snprintf(line, sizeof line,
@@ -374,12 +386,14 @@ void write_csv(const std::string& path, const std::vector<row>& rows, const opti
                const bandwidth& bw) {
   std::ofstream f(path);
   if (!f) throw std::runtime_error("cannot write --csv file '" + path + "'");
-  f << "backend,threads,granularity,heads,kv_heads,head_dim,n_tip,context,budget,n_fac,dense_ms,"
+  f << "backend,threads,granularity,heads,kv_heads,head_dim,n_tip,context,t_first,t_last,budget,"
+       "n_fac,dense_ms,"
        "fasa_c_ms,speedup,ceiling,fraction_of_ceiling,dense_bytes,fasa_c_bytes,dense_gbs,"
        "fasa_c_gbs,read_gbs,copy_gbs\n";
   for (const auto& r : rows)
     f << o.backend << ',' << team_size(o.threads) << ',' << o.granularity << ',' << o.heads << ','
-      << o.kv_heads << ',' << o.head_dim << ',' << o.n_tip << ',' << r.context << ',' << r.budget
+      << o.kv_heads << ',' << o.head_dim << ',' << o.n_tip << ',' << r.context << ','
+      << r.t_first << ',' << r.t_last << ',' << r.budget
       << ',' << r.n_fac << ',' << r.dense_ms << ',' << r.fasa_ms << ',' << r.speedup << ','
       << r.ceiling << ',' << r.speedup / r.ceiling << ',' << r.dense_bytes << ',' << r.fasa_bytes
       << ',' << r.dense_bytes / (r.dense_ms * 1e-3) / 1e9 << ','
@@ -405,7 +419,11 @@ int main(int argc, char** argv) {
                  "Context lengths in tokens (the cache size at the first timed step)")
       ->capture_default_str()
       ->delimiter(',')
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            return std::stoll(v) >= 1 ? std::string() : "a context holds at least 1 token, got " + v;
+          },
+          "TOKENS>=1"));
   app.add_option("--budgets", o.budgets,
                  "FASA-C token budgets N_fac: an integer is a token count, a value in (0,1) a "
                  "fraction of the context")
@@ -472,7 +490,7 @@ int main(int argc, char** argv) {
               << cpu_model() << ", " << team_size(0) << " hardware threads\nshape: " << o.heads
               << " query heads, " << o.kv_heads << " KV heads, d = " << o.head_dim
               << ", N_tip = " << o.n_tip << ", granularity " << o.granularity
-              << ", fp32 cache\n";
+              << ", fp32 cache\nload average at start: " << load_average() << '\n';
     bandwidth bw;
     if (o.bandwidth_mib > 0) {
       bw = measure_bandwidth(o.bandwidth_mib, o.threads);
@@ -484,6 +502,7 @@ int main(int argc, char** argv) {
     const auto rows = backend->run(o, std::cerr);
     std::cout << '\n';
     print_table(rows, bw, std::cout);
+    std::cout << "load average at end: " << load_average() << '\n';
     if (!o.csv.empty()) write_csv(o.csv, rows, o, bw);
   } catch (const std::exception& e) {
     std::cerr << "fasa-bench: " << e.what() << '\n';

@@ -551,13 +551,14 @@ TEST_CASE("eigen: decode allocates nothing once warmed up") {
   for (std::uint32_t i = 0; i < 3; ++i) step(10 * i);
   const auto& s = att.backend_state();
   const auto fingerprint = [&] {
-    std::vector<const void*> p{s.cache.data(), s.scores.data(), s.partials.data(), s.forced.data(),
+    std::vector<const void*> p{s.cache.data(),    s.scores.data(),     s.keys.data(),
+                               s.histograms.data(), s.partials.data(), s.forced.data(),
                                att.last_selection().tokens.data()};
     for (const auto& t : s.per_thread)
       for (const void* x : {static_cast<const void*>(t.qs.data()), static_cast<const void*>(t.s.data()),
                             static_cast<const void*>(t.k.data()), static_cast<const void*>(t.v.data()),
-                            static_cast<const void*>(t.keys.data()), static_cast<const void*>(t.cand.data()),
-                            static_cast<const void*>(t.above.data())})
+                            static_cast<const void*>(t.cand.data()), static_cast<const void*>(t.above.data()),
+                            static_cast<const void*>(t.merged.data())})
         p.push_back(x);
     return p;
   };
@@ -571,4 +572,50 @@ TEST_CASE("eigen: bad backend knobs are refused") {
   const auto pe = rope::interleaved(64, 10000.0);
   CHECK_THROWS_WITH_AS(make_dense<eig>(shape, pe, eig{-1}),
                        doctest::Contains("threads must be >= 0"), fasa::error);
+}
+
+TEST_CASE("eigen: the radix top-k equals fasa::select_top_k, ties, NaN, signed zeros and all") {
+  // The backend's selection against the library's reference top-k on the same scores: equal
+  // sets (the tie rule is exact: forced first, then higher score, then lower index).
+  std::mt19937 gen(7);
+  std::uniform_int_distribution<int> small(-3, 3);
+  std::normal_distribution<float> normal(0.0f, 4.0f);
+  cpu::eigen_scratch sc;
+  int cases = 0;
+  for (std::int64_t t : {1, 2, 7, 100, 2049, 5000})
+    for (int kind = 0; kind < 4; ++kind)
+      for (std::int64_t k : {std::int64_t{1}, std::int64_t{3}, t / 2 + 1, t})
+        for (const forced_tokens force : {forced_tokens{}, forced_tokens{2, 3, true}}) {
+          std::vector<float> scores(static_cast<std::size_t>(t));
+          for (auto& s : scores) {
+            switch (kind) {
+              case 0: s = normal(gen); break;                         // distinct
+              case 1: s = static_cast<float>(small(gen)); break;      // heavy ties
+              case 2: s = small(gen) == 0 ? -0.0f : small(gen) > 1 ? NAN : 0.0f; break;
+              default: s = small(gen) > 2 ? INFINITY : small(gen) < -2 ? -INFINITY : normal(gen);
+            }
+          }
+          std::vector<std::int32_t> want, scratch;
+          select_top_k(scores, k, force, want, scratch);
+          std::vector<std::int32_t> forced;
+          append_forced_tokens(force, t, std::min(k, t), forced);
+          std::sort(forced.begin(), forced.end());
+          for (std::int64_t pieces : {1, 3}) {
+            std::vector<std::uint32_t> keys(scores.size());
+            std::vector<std::uint32_t> hists(static_cast<std::size_t>(pieces * cpu::eigen_detail::kRadixBins));
+            for (std::int64_t p = 0; p < pieces; ++p) {
+              const std::int64_t a = t * p / pieces, b = t * (p + 1) / pieces;
+              cpu::eigen_detail::topk_keys_and_histogram(
+                  scores.data() + a, b - a, keys.data() + a,
+                  hists.data() + p * cpu::eigen_detail::kRadixBins);
+            }
+            std::vector<std::int32_t> got(static_cast<std::size_t>(std::min(k, t)));
+            cpu::eigen_detail::topk_radix_select(keys.data(), t, hists.data(), pieces, k, forced,
+                                                 got.data(), sc);
+            INFO("t=", t, " kind=", kind, " k=", k, " pieces=", pieces, force.any() ? " forced" : "");
+            CHECK(got == want);
+            ++cases;
+          }
+        }
+  CHECK(cases == 6 * 4 * 4 * 2 * 2);
 }

@@ -28,6 +28,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -63,14 +64,16 @@ struct eigen_scratch {
   std::vector<float> s;            // [columns, block] scores, then probabilities
   std::vector<float> k;            // [block, head_dim] gathered keys (permuted dim order)
   std::vector<float> v;            // [block, head_dim] gathered values
-  std::vector<std::uint32_t> keys;  // [capacity] top-k ordering keys
-  std::vector<std::int32_t> cand;  // [capacity] top-k candidates
-  std::vector<std::int32_t> above;  // [capacity] top-k tokens above the threshold bin
+  std::vector<std::int32_t> cand;    // [capacity] top-k candidates in the threshold bin
+  std::vector<std::int32_t> above;   // [capacity] top-k tokens above the threshold bin
+  std::vector<std::int32_t> merged;  // [capacity] the two merged
 };
 
 struct eigen_state {
   std::vector<float> cache;               // storage.buffer_elements() values
   std::vector<float> scores;              // [units, capacity] ranking scores of one step
+  std::vector<std::uint32_t> keys;        // [units, capacity] their top-k ordering keys
+  std::vector<std::uint32_t> histograms;  // [units, pieces, radix bins] of those keys
   std::vector<float> partials;            // [pieces, columns, head_dim + 2] online-softmax parts
   std::vector<std::int32_t> forced;       // forced tokens of one step, ascending
   std::vector<eigen_scratch> per_thread;  // one per OpenMP thread
@@ -84,8 +87,11 @@ using const_array_map = Eigen::Map<const Eigen::ArrayXf>;
 
 constexpr std::int64_t kBlockRows = 512;       // KV rows per kernel block: K+V of a block stay in L2
 constexpr std::int64_t kMinPieceRows = 2048;   // shortest range worth its own thread (attention)
+constexpr std::int64_t kMinListPieceRows = 128;  // the same for scattered rows (FAC): latency-bound,
+                                                 // so more threads help sooner
 constexpr std::int64_t kMinScoreRows = 4096;   // the same for scoring
 constexpr int kPiecesPerThread = 4;            // pieces per thread, for load balance
+constexpr std::int64_t kPrefetchRows = 16;     // how far ahead rows are prefetched
 constexpr std::int64_t kMinParallelBytes = std::int64_t{1} << 19;  // less runs on one thread
 
 template <class V>
@@ -181,7 +187,9 @@ inline head_layout layout_of(const storage::split_dominant& st, const float* cac
           st.slab_width, st.rest_width(), st.perm + static_cast<std::int64_t>(h) * st.dim};
 }
 
-// Rows of one kernel block: keys as two segments (row strides ld0/ld1), values (stride ldv).
+// The rows of one kernel block, read in place: keys as two segments (row strides ld0/ld1),
+// values (stride ldv). Row i of the block is token tokens[i], or first + i for a range, so FAC
+// reads its selected rows straight from the cache, with no gather copy.
 struct row_block {
   const float* k0;
   std::int64_t ld0;
@@ -191,32 +199,57 @@ struct row_block {
   int w1;
   const float* v;
   std::int64_t ldv;
+  const std::int32_t* tokens = nullptr;
+  std::int64_t first = 0;
+  std::int64_t limit = 0;  // a range may prefetch its rows below this (0: no prefetching)
+
+  std::int64_t row(std::int64_t i) const { return tokens ? tokens[i] : first + i; }
+  const float* key0(std::int64_t i) const { return k0 + row(i) * ld0; }
+  const float* key1(std::int64_t i) const { return k1 + row(i) * ld1; }
+  const float* value(std::int64_t i) const { return v + row(i) * ldv; }
+  // The row kPrefetchRows after block row i, or -1 when there is none to prefetch.
+  std::int64_t row_ahead(std::int64_t i) const;
 };
 
+inline std::int64_t row_block::row_ahead(std::int64_t i) const {
+  const std::int64_t r = first + i + kPrefetchRows;
+  return !tokens && r < limit ? r : -1;
+}
+
+// Asks for the w floats of row `row` (of a matrix at base with row stride ld) to be brought to
+// L1; row -1: nothing. With two cores sharing the memory bus, a core that also computes does not
+// keep enough misses in flight on the hardware prefetcher alone, so the kernels ask for a
+// range's rows kPrefetchRows ahead. FAC's scattered rows are not prefetched: asking for whole
+// rows ahead made it slower on the development machine (it is latency-bound either way).
+// (Always inlined: GCC 12 judges a function whose only effect is __builtin_prefetch "pure" and
+// deletes the calls.)
+#if defined(__GNUC__)
+[[gnu::always_inline]]
+#endif
+inline void prefetch_row(const float* base, std::int64_t ld, std::int64_t row, int w) {
+#if defined(__GNUC__)
+  if (row < 0) return;
+  const float* p = base + row * ld;
+  for (int i = 0; i < w; i += 16) __builtin_prefetch(p + i, 0, 3);
+#else
+  (void)base, (void)ld, (void)row, (void)w;
+#endif
+}
+
 // Rows [first, first+len) of a head, or the rows tokens[first..first+len) when `tokens` is set.
-// Contiguous ranges of a known layout are read in place; everything else is gathered into the
-// thread's scratch as [len, d] rows in the head's permuted dim order.
+// Known layouts are read in place; a user-defined layout is gathered through key_index() and
+// value_index() into the thread's scratch as [len, d] rows in plain dim order.
 template <KVStorage St>
 row_block rows_of(const St& st, const float* cache, int h, const std::int32_t* tokens,
-                  std::int64_t first, std::int64_t len, eigen_scratch& sc) {
+                  std::int64_t first, std::int64_t len, std::int64_t prefetch_end,
+                  eigen_scratch& sc) {
   const int d = st.head_dim();
   if constexpr (has_head_layout<St>) {
+    (void)len, (void)sc;
     const head_layout L = layout_of(st, cache, h);
-    if (tokens == nullptr)
-      return {L.seg0 + first * L.w0, L.w0, L.w0, L.seg1 + first * L.w1, L.w1, L.w1,
-              L.values + first * d, d};
-    grow(sc.k, static_cast<std::size_t>(len * d));
-    grow(sc.v, static_cast<std::size_t>(len * d));
-    for (std::int64_t i = 0; i < len; ++i) {
-      const std::int64_t tok = tokens[first + i];
-      float* kr = sc.k.data() + i * d;
-      std::memcpy(kr, L.seg0 + tok * L.w0, sizeof(float) * static_cast<std::size_t>(L.w0));
-      if (L.w1 > 0)
-        std::memcpy(kr + L.w0, L.seg1 + tok * L.w1, sizeof(float) * static_cast<std::size_t>(L.w1));
-      std::memcpy(sc.v.data() + i * d, L.values + tok * d, sizeof(float) * static_cast<std::size_t>(d));
-    }
+    return {L.seg0, L.w0, L.w0, L.seg1, L.w1, L.w1, L.values, d,
+            tokens ? tokens + first : nullptr, tokens ? 0 : first, tokens ? 0 : prefetch_end};
   } else {
-    // A user-defined layout: read through key_index()/value_index(), in plain dim order.
     grow(sc.k, static_cast<std::size_t>(len * d));
     grow(sc.v, static_cast<std::size_t>(len * d));
     for (std::int64_t i = 0; i < len; ++i) {
@@ -226,8 +259,8 @@ row_block rows_of(const St& st, const float* cache, int h, const std::int32_t* t
         sc.v[static_cast<std::size_t>(i * d + c)] = cache[st.value_index(h, tok, c)];
       }
     }
+    return {sc.k.data(), d, d, nullptr, 0, 0, sc.v.data(), d, nullptr, 0, 0};
   }
-  return {sc.k.data(), d, d, nullptr, 0, 0, sc.v.data(), d};
 }
 
 template <KVStorage St>
@@ -239,77 +272,130 @@ const std::int32_t* perm_of(const St& st, int h) {
 }
 
 // ---- kernels --------------------------------------------------------------------------------
+// Written so that GCC and Clang keep every accumulator in a register: named packets rather than
+// arrays of packets, one key segment per pass. Two rows per step for up to four columns, so a
+// query packet loaded serves two rows and a key packet every column; four rows for one column,
+// so four independent FMA chains hide the FMA latency.
 
-// s[c * lds + i] = k_i . q_c for rows i < rows and C columns, where k_i is seg0 row i followed by
-// seg1 row i, and q_c = q + c * ldq holds the matching (permuted) query values. Two rows at a
-// time so each query packet loaded serves two rows.
-template <int C>
-void dot_rows_fixed(const row_block& b, std::int64_t rows, const float* q, std::int64_t ldq,
-                    float* s, std::int64_t lds) {
-  const auto segment = [&](const float* r0, const float* r1, int w, const float* qq, packet* a0,
-                           packet* a1, float* t0, float* t1) {
+// Dot products of one key segment: s[c * lds + i] (=, or += when Add) k_i[0:w] . q_c[0:w] for
+// rows i < rows of the block (key row i at k + row(i) * ldk) and C <= 4 columns q_c = q + c*ldq.
+template <int C, bool Add>
+void dot_segment(const row_block& b, const float* k, std::int64_t ldk, int w, std::int64_t rows,
+                 const float* q, std::int64_t ldq, float* s, std::int64_t lds) {
+  static_assert(C >= 1 && C <= 4);
+  const auto put = [&](std::int64_t i, int c, float x) {
+    if constexpr (Add)
+      s[c * lds + i] += x;
+    else
+      s[c * lds + i] = x;
+  };
+  const auto ahead = [&](std::int64_t i) { prefetch_row(k, ldk, b.row_ahead(i), w); };
+  std::int64_t i = 0;
+  if constexpr (C == 1) {
+    for (; i + 4 <= rows; i += 4) {
+      if (b.limit > 0) ahead(i), ahead(i + 1), ahead(i + 2), ahead(i + 3);
+      const float* r0 = k + b.row(i) * ldk;
+      const float* r1 = k + b.row(i + 1) * ldk;
+      const float* r2 = k + b.row(i + 2) * ldk;
+      const float* r3 = k + b.row(i + 3) * ldk;
+      packet a0 = packet::Zero(), a1 = packet::Zero(), a2 = packet::Zero(), a3 = packet::Zero();
+      int j = 0;
+      for (; j + 8 <= w; j += 8) {
+        const packet qq = load(q + j);
+        a0 += load(r0 + j) * qq;
+        a1 += load(r1 + j) * qq;
+        a2 += load(r2 + j) * qq;
+        a3 += load(r3 + j) * qq;
+      }
+      float t0 = a0.sum(), t1 = a1.sum(), t2 = a2.sum(), t3 = a3.sum();
+      for (; j < w; ++j) {
+        t0 += r0[j] * q[j], t1 += r1[j] * q[j];
+        t2 += r2[j] * q[j], t3 += r3[j] * q[j];
+      }
+      put(i, 0, t0), put(i + 1, 0, t1), put(i + 2, 0, t2), put(i + 3, 0, t3);
+    }
+  }
+  for (; i < rows; i += 2) {
+    const std::int64_t i1 = i + 1 < rows ? i + 1 : i;  // an odd last row pairs with itself
+    if (b.limit > 0) ahead(i), ahead(i1);
+    const float* r0 = k + b.row(i) * ldk;
+    const float* r1 = k + b.row(i1) * ldk;
+    packet a00 = packet::Zero(), a01 = packet::Zero(), a02 = packet::Zero(), a03 = packet::Zero();
+    packet a10 = packet::Zero(), a11 = packet::Zero(), a12 = packet::Zero(), a13 = packet::Zero();
     int j = 0;
     for (; j + 8 <= w; j += 8) {
-      const packet x0 = load(r0 + j);
-      const packet x1 = load(r1 + j);
-      for (int c = 0; c < C; ++c) {
-        const packet qc = load(qq + c * ldq + j);
-        a0[c] += x0 * qc;
-        a1[c] += x1 * qc;
+      const packet x0 = load(r0 + j), x1 = load(r1 + j);
+      const packet q0 = load(q + j);
+      a00 += x0 * q0, a10 += x1 * q0;
+      if constexpr (C > 1) {
+        const packet q1 = load(q + ldq + j);
+        a01 += x0 * q1, a11 += x1 * q1;
+      }
+      if constexpr (C > 2) {
+        const packet q2 = load(q + 2 * ldq + j);
+        a02 += x0 * q2, a12 += x1 * q2;
+      }
+      if constexpr (C > 3) {
+        const packet q3 = load(q + 3 * ldq + j);
+        a03 += x0 * q3, a13 += x1 * q3;
       }
     }
+    float t0[4] = {a00.sum(), C > 1 ? a01.sum() : 0.0f, C > 2 ? a02.sum() : 0.0f,
+                   C > 3 ? a03.sum() : 0.0f};
+    float t1[4] = {a10.sum(), C > 1 ? a11.sum() : 0.0f, C > 2 ? a12.sum() : 0.0f,
+                   C > 3 ? a13.sum() : 0.0f};
     for (; j < w; ++j)
       for (int c = 0; c < C; ++c) {
-        t0[c] += r0[j] * qq[c * ldq + j];
-        t1[c] += r1[j] * qq[c * ldq + j];
+        t0[c] += r0[j] * q[c * ldq + j];
+        t1[c] += r1[j] * q[c * ldq + j];
       }
-  };
-  std::int64_t i = 0;
-  for (; i + 2 <= rows; i += 2) {
-    packet a0[C], a1[C];
-    float t0[C], t1[C];
-    for (int c = 0; c < C; ++c) a0[c].setZero(), a1[c].setZero(), t0[c] = 0.0f, t1[c] = 0.0f;
-    segment(b.k0 + i * b.ld0, b.k0 + (i + 1) * b.ld0, b.w0, q, a0, a1, t0, t1);
-    if (b.w1 > 0) segment(b.k1 + i * b.ld1, b.k1 + (i + 1) * b.ld1, b.w1, q + b.w0, a0, a1, t0, t1);
     for (int c = 0; c < C; ++c) {
-      s[c * lds + i] = a0[c].sum() + t0[c];
-      s[c * lds + i + 1] = a1[c].sum() + t1[c];
+      put(i, c, t0[c]);
+      if (i1 != i) put(i1, c, t1[c]);
     }
   }
-  if (i < rows) {  // an odd last row: pair it with itself
-    packet a0[C], a1[C];
-    float t0[C], t1[C];
-    for (int c = 0; c < C; ++c) a0[c].setZero(), a1[c].setZero(), t0[c] = 0.0f, t1[c] = 0.0f;
-    segment(b.k0 + i * b.ld0, b.k0 + i * b.ld0, b.w0, q, a0, a1, t0, t1);
-    if (b.w1 > 0) segment(b.k1 + i * b.ld1, b.k1 + i * b.ld1, b.w1, q + b.w0, a0, a1, t0, t1);
-    for (int c = 0; c < C; ++c) s[c * lds + i] = a0[c].sum() + t0[c];
-  }
 }
 
-// Any number of columns, four at a time (the row stays in L1 between the passes).
+// s[c * lds + i] = k_i . q_c for the block's rows and any number of columns, where k_i is seg0
+// row i followed by seg1 row i and q_c = q + c * ldq holds the matching (permuted) query values:
+// one pass per segment and per four columns (a row read again for more columns comes from L1).
 inline void dot_rows(const row_block& b, std::int64_t rows, const float* q, std::int64_t ldq,
                      int columns, float* s, std::int64_t lds) {
-  int c = 0;
-  for (; c + 4 <= columns; c += 4) dot_rows_fixed<4>(b, rows, q + c * ldq, ldq, s + c * lds, lds);
-  switch (columns - c) {
-    case 3: dot_rows_fixed<3>(b, rows, q + c * ldq, ldq, s + c * lds, lds); break;
-    case 2: dot_rows_fixed<2>(b, rows, q + c * ldq, ldq, s + c * lds, lds); break;
-    case 1: dot_rows_fixed<1>(b, rows, q + c * ldq, ldq, s + c * lds, lds); break;
-    default: break;
+  for (int c = 0; c < columns; c += 4) {
+    const float* qc = q + c * ldq;
+    float* sc = s + c * lds;
+    const auto pass = [&](auto add) {
+      constexpr bool Add = decltype(add)::value;
+      const float* k = Add ? b.k1 : b.k0;
+      const std::int64_t ld = Add ? b.ld1 : b.ld0;
+      const int w = Add ? b.w1 : b.w0;
+      const float* qw = Add ? qc + b.w0 : qc;
+      switch (std::min(4, columns - c)) {
+        case 4: dot_segment<4, Add>(b, k, ld, w, rows, qw, ldq, sc, lds); break;
+        case 3: dot_segment<3, Add>(b, k, ld, w, rows, qw, ldq, sc, lds); break;
+        case 2: dot_segment<2, Add>(b, k, ld, w, rows, qw, ldq, sc, lds); break;
+        default: dot_segment<1, Add>(b, k, ld, w, rows, qw, ldq, sc, lds); break;
+      }
+    };
+    pass(std::false_type{});
+    if (b.w1 > 0) pass(std::true_type{});
   }
 }
 
-// o[c * d + :] += sum_i p[c * ldp + i] * v_i for C columns; rows four at a time so each value
-// packet loaded serves every column.
+// o[c * d + :] += sum_i p[c * ldp + i] * v_i for C <= 4 columns; rows four at a time so each
+// value packet loaded serves every column.
 template <int C>
-void accumulate_rows_fixed(const float* v, std::int64_t ldv, int d, std::int64_t rows,
-                           const float* p, std::int64_t ldp, float* o) {
-  std::int64_t i = 0;
-  for (; i + 4 <= rows; i += 4) {
-    const float* v0 = v + i * ldv;
-    const float* v1 = v0 + ldv;
-    const float* v2 = v1 + ldv;
-    const float* v3 = v2 + ldv;
+void accumulate_rows_fixed(const row_block& b, int d, std::int64_t rows, const float* p,
+                           std::int64_t ldp, float* o) {
+  static_assert(C >= 1 && C <= 4);
+  const std::int64_t full = rows - rows % 4;
+  for (std::int64_t i = 0; i < full; i += 4) {
+    if (b.limit > 0)
+      for (std::int64_t r = i; r < i + 4; ++r) prefetch_row(b.v, b.ldv, b.row_ahead(r), d);
+    const float* v0 = b.value(i);
+    const float* v1 = b.value(i + 1);
+    const float* v2 = b.value(i + 2);
+    const float* v3 = b.value(i + 3);
     float w[C][4];
     for (int c = 0; c < C; ++c)
       for (int r = 0; r < 4; ++r) w[c][r] = p[c * ldp + i + r];
@@ -325,21 +411,20 @@ void accumulate_rows_fixed(const float* v, std::int64_t ldv, int d, std::int64_t
       for (int c = 0; c < C; ++c)
         o[c * d + j] += w[c][0] * v0[j] + w[c][1] * v1[j] + w[c][2] * v2[j] + w[c][3] * v3[j];
   }
-  for (; i < rows; ++i) {
-    const Eigen::Map<const Eigen::ArrayXf> vi(v + i * ldv, d);
+  for (std::int64_t i = full; i < rows; ++i) {
+    const Eigen::Map<const Eigen::ArrayXf> vi(b.value(i), d);
     for (int c = 0; c < C; ++c) array_map(o + c * d, d) += p[c * ldp + i] * vi;
   }
 }
 
-inline void accumulate_rows(const float* v, std::int64_t ldv, int d, std::int64_t rows,
-                            const float* p, std::int64_t ldp, int columns, float* o) {
+inline void accumulate_rows(const row_block& b, int d, std::int64_t rows, const float* p,
+                            std::int64_t ldp, int columns, float* o) {
   int c = 0;
-  for (; c + 4 <= columns; c += 4)
-    accumulate_rows_fixed<4>(v, ldv, d, rows, p + c * ldp, ldp, o + c * d);
+  for (; c + 4 <= columns; c += 4) accumulate_rows_fixed<4>(b, d, rows, p + c * ldp, ldp, o + c * d);
   switch (columns - c) {
-    case 3: accumulate_rows_fixed<3>(v, ldv, d, rows, p + c * ldp, ldp, o + c * d); break;
-    case 2: accumulate_rows_fixed<2>(v, ldv, d, rows, p + c * ldp, ldp, o + c * d); break;
-    case 1: accumulate_rows_fixed<1>(v, ldv, d, rows, p + c * ldp, ldp, o + c * d); break;
+    case 3: accumulate_rows_fixed<3>(b, d, rows, p + c * ldp, ldp, o + c * d); break;
+    case 2: accumulate_rows_fixed<2>(b, d, rows, p + c * ldp, ldp, o + c * d); break;
+    case 1: accumulate_rows_fixed<1>(b, d, rows, p + c * ldp, ldp, o + c * d); break;
     default: break;
   }
 }
@@ -399,7 +484,7 @@ void attend_piece(const St& st, const float* cache, const attention_job& job, st
 
   for (std::int64_t off = first; off < first + len; off += kBlockRows) {
     const std::int64_t n = std::min(kBlockRows, first + len - off);
-    const row_block b = rows_of(st, cache, job.kv_head, job.tokens, off, n, sc);
+    const row_block b = rows_of(st, cache, job.kv_head, job.tokens, off, n, first + len, sc);
     // Step 1: logits of the block, s: [C, n].
     dot_rows(b, n, sc.qs.data(), d, C, sc.s.data(), n);
     for (int c = 0; c < C; ++c) {
@@ -428,7 +513,7 @@ void attend_piece(const St& st, const float* cache, const attention_job& job, st
       // Step 3 (the sum of p; the P.V product for all columns follows).
       out.l[c] += p.head(visible).sum();
     }
-    accumulate_rows(b.v, b.ldv, d, n, sc.s.data(), n, C, out.o);
+    accumulate_rows(b, d, n, sc.s.data(), n, C, out.o);
   }
 }
 
@@ -469,7 +554,9 @@ void run_attention(int threads, eigen_state& s, const St& st, std::int64_t jobs,
     longest = std::max(longest, job_at(j).rows);
     bytes += job_at(j).rows * d * 2 * std::int64_t{sizeof(float)};
   }
-  const std::int64_t pieces = pieces_for(longest, jobs, threads, kMinPieceRows);
+  const bool scattered = jobs > 0 && job_at(0).tokens != nullptr;
+  const std::int64_t pieces =
+      pieces_for(longest, jobs, threads, scattered ? kMinListPieceRows : kMinPieceRows);
   const std::int64_t slot = static_cast<std::int64_t>(max_columns) * (d + 2);
   grow(s.partials, static_cast<std::size_t>(jobs * pieces * slot));
   auto& scratch = scratch_for(s, threads);
@@ -494,27 +581,50 @@ void run_attention(int threads, eigen_state& s, const St& st, std::int64_t jobs,
 }
 
 // ---- top-k ----------------------------------------------------------------------------------
+// TopK-I (FASA Eq. 7) as an exact radix select with fasa::select_top_k's rule: the forced tokens
+// first, then the best of the rest by higher score, then lower index. The scoring tasks turn
+// their scores into ordering keys and a histogram of the keys' top bits while the scores are
+// still in cache (in parallel over pieces of the sequence); the per-unit step then merges the
+// pieces' histograms, finds the bin holding the k-th best key, takes every token above it and
+// ranks only that bin's tokens exactly.
+
+constexpr int kRadixBits = 11;
+constexpr int kRadixShift = 32 - kRadixBits;
+constexpr std::int64_t kRadixBins = std::int64_t{1} << kRadixBits;
 
 // Order-preserving map of a ranking score to an unsigned key: a higher score gets a higher key.
 // NaN ranks as -inf (as in fasa::topk_rank_key) and -0 equals +0, so keys tie exactly where the
 // scores compare equal. Key 0 is never produced; it marks a token taken out of the ranking.
 inline std::uint32_t topk_order_key(float score) {
-  float s = topk_rank_key(score);
-  if (s == 0.0f) s = 0.0f;
-  std::uint32_t u;
-  std::memcpy(&u, &s, sizeof u);
-  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+  const float s = score == score ? score + 0.0f : -std::numeric_limits<float>::infinity();
+  const auto u = std::bit_cast<std::int32_t>(s);  // -0 + 0 = +0 above
+  return static_cast<std::uint32_t>(u ^ ((u >> 31) | std::numeric_limits<std::int32_t>::min()));
 }
 
-// TopK-I (FASA Eq. 7) by radix select, exact and with fasa::select_top_k's rule: the forced
-// tokens first, then the `k - forced` best of the rest by higher score, then lower index.
-//   scores: [t]; forced: ascending, at most k entries; out: [k] written ascending.
-// Two passes over t: a histogram of the top 11 key bits finds the bin holding the k-th best,
-// then the tokens above that bin are in and the bin's own tokens are ranked exactly.
-inline void topk_radix_select(const float* scores, std::int64_t t, std::int64_t k,
+// keys[j] = topk_order_key(scores[j]) for j < n, and hist[b] = the number of keys in bin b.
+inline void topk_keys_and_histogram(const float* scores, std::int64_t n, std::uint32_t* keys,
+                                    std::uint32_t* hist) {
+  for (std::int64_t j = 0; j < n; ++j) keys[j] = topk_order_key(scores[j]);
+  // four sub-histograms, so that runs of equal bins do not serialise on one counter
+  std::array<std::array<std::uint32_t, kRadixBins>, 4> h{};
+  std::int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    ++h[0][keys[j] >> kRadixShift];
+    ++h[1][keys[j + 1] >> kRadixShift];
+    ++h[2][keys[j + 2] >> kRadixShift];
+    ++h[3][keys[j + 3] >> kRadixShift];
+  }
+  for (; j < n; ++j) ++h[0][keys[j] >> kRadixShift];
+  for (std::int64_t b = 0; b < kRadixBins; ++b) hist[b] = h[0][b] + h[1][b] + h[2][b] + h[3][b];
+}
+
+// The per-unit step. keys: [t] (from topk_keys_and_histogram; the forced tokens' keys are set
+// to 0 here); hists: [pieces, kRadixBins] of those keys; forced: ascending, at most k entries;
+// out: [k] written ascending.
+inline void topk_radix_select(std::uint32_t* keys, std::int64_t t, const std::uint32_t* hists,
+                              std::int64_t pieces, std::int64_t k,
                               std::span<const std::int32_t> forced, std::int32_t* out,
                               eigen_scratch& sc) {
-  constexpr int kBits = 11, kShift = 32 - kBits;
   k = std::min(k, t);
   const auto nf = static_cast<std::int64_t>(forced.size());
   const std::int64_t need = k - nf;
@@ -522,36 +632,35 @@ inline void topk_radix_select(const float* scores, std::int64_t t, std::int64_t 
     std::copy(forced.begin(), forced.begin() + k, out);
     return;
   }
-  grow(sc.keys, static_cast<std::size_t>(t));
-  grow(sc.cand, static_cast<std::size_t>(t));
-  grow(sc.above, static_cast<std::size_t>(t));
-  std::uint32_t* keys = sc.keys.data();
-  std::array<std::int64_t, std::size_t{1} << kBits> hist{};
-  for (std::int64_t j = 0; j < t; ++j) {
-    const std::uint32_t key = topk_order_key(scores[j]);
-    keys[j] = key;
-    ++hist[key >> kShift];
-  }
+  std::array<std::int64_t, kRadixBins> hist{};
+  for (std::int64_t p = 0; p < pieces; ++p)
+    for (std::int64_t b = 0; b < kRadixBins; ++b) hist[static_cast<std::size_t>(b)] += hists[p * kRadixBins + b];
   for (const std::int32_t f : forced) {  // forced tokens leave the ranking (key 0: below all)
-    --hist[keys[f] >> kShift];
+    --hist[keys[f] >> kRadixShift];
     ++hist[0];
     keys[f] = 0;
   }
   // The bin holding the need-th best key, and how many keys lie in the bins above it.
-  std::int64_t bin = (std::int64_t{1} << kBits) - 1, above = 0;
+  std::int64_t bin = kRadixBins - 1, above = 0;
   for (; bin > 0; --bin) {
     if (above + hist[static_cast<std::size_t>(bin)] >= need) break;
     above += hist[static_cast<std::size_t>(bin)];
   }
+  grow(sc.cand, static_cast<std::size_t>(t));
+  grow(sc.above, static_cast<std::size_t>(t));
   std::int32_t* in = sc.above.data();
   std::int32_t* cand = sc.cand.data();
   std::int64_t n_in = 0, n_cand = 0;
+  const auto lo = static_cast<std::uint32_t>(bin) << kRadixShift;  // keys of the bin or above
+  const std::uint32_t hi = lo + ((1u << kRadixShift) - 1);          // keys above the bin
   for (std::int64_t j = 0; j < t; ++j) {
-    const auto b = static_cast<std::int64_t>(keys[j] >> kShift);
-    if (b > bin)
-      in[n_in++] = static_cast<std::int32_t>(j);
-    else if (b == bin)
-      cand[n_cand++] = static_cast<std::int32_t>(j);
+    const std::uint32_t key = keys[j];
+    if (key >= lo) {
+      if (key > hi)
+        in[n_in++] = static_cast<std::int32_t>(j);
+      else
+        cand[n_cand++] = static_cast<std::int32_t>(j);
+    }
   }
   const std::int64_t rem = need - n_in;  // 1 .. n_cand
   if (rem < n_cand)
@@ -560,9 +669,9 @@ inline void topk_radix_select(const float* scores, std::int64_t t, std::int64_t 
     });
   std::sort(cand, cand + rem);
   // Three ascending lists: the bins above, the threshold bin's best, the forced tokens.
-  auto* merged = reinterpret_cast<std::int32_t*>(keys);  // keys are no longer needed
-  std::merge(in, in + n_in, cand, cand + rem, merged);
-  std::merge(merged, merged + need, forced.begin(), forced.end(), out);
+  grow(sc.merged, static_cast<std::size_t>(need));
+  std::merge(in, in + n_in, cand, cand + rem, sc.merged.data());
+  std::merge(sc.merged.data(), sc.merged.data() + need, forced.begin(), forced.end(), out);
 }
 
 // ---- selection --------------------------------------------------------------------------------
@@ -634,43 +743,54 @@ struct backend_impl<backend::cpu_eigen> {
     const std::int64_t cap = st.capacity();
     // sized for the whole capacity on first use, so later steps never allocate
     ed::grow(s.scores, static_cast<std::size_t>(units) * static_cast<std::size_t>(cap));
+    ed::grow(s.keys, static_cast<std::size_t>(units) * static_cast<std::size_t>(cap));
     auto& scratch = ed::scratch_for(s, threads);
-
+    for (auto& sc : scratch) {
+      ed::grow(sc.cand, static_cast<std::size_t>(cap));
+      ed::grow(sc.above, static_cast<std::size_t>(cap));
+      ed::grow(sc.merged, static_cast<std::size_t>(cap));
+    }
     s.forced.reserve(static_cast<std::size_t>(cap));
     s.forced.clear();
     append_forced_tokens(sel.forced(), t, out.per_unit, s.forced);
     std::sort(s.forced.begin(), s.forced.end());
-    for (auto& sc : scratch) {
-      ed::grow(sc.keys, static_cast<std::size_t>(cap));
-      ed::grow(sc.cand, static_cast<std::size_t>(cap));
-      ed::grow(sc.above, static_cast<std::size_t>(cap));
-    }
     const std::span<const std::int32_t> forced(s.forced);
-    // Step 2: TopK-I(S[u], keep): forced tokens first, then the highest scores.
+
+    // Step 1, per (KV head or unit, piece of the sequence): S[u][j], the ranking score of token
+    // j for unit u, turned into top-k keys and the piece's key histogram. Step 2, per unit:
+    // TopK-I(S[u], keep), forced tokens first, then the highest scores. One team for both.
+    constexpr bool products = ed::has_product_scoring<Sel, St>;
+    const int score_units = products ? shape.num_kv_heads : units;
+    const std::int64_t pieces = ed::pieces_for(t, score_units, threads, ed::kMinScoreRows);
+    ed::grow(s.histograms, static_cast<std::size_t>(units * pieces * ed::kRadixBins));
+    const auto keys_of = [&](int u, std::int64_t p, std::int64_t first, std::int64_t last) {
+      const std::int64_t at = static_cast<std::int64_t>(u) * t + first;
+      ed::topk_keys_and_histogram(s.scores.data() + at, last - first, s.keys.data() + at,
+                                  s.histograms.data() + (u * pieces + p) * ed::kRadixBins);
+    };
+    const auto score = [&](std::int64_t task, int tid) {
+      const std::int64_t p = task % pieces;
+      const std::int64_t first = t * p / pieces, last = t * (p + 1) / pieces;
+      const int owner = static_cast<int>(task / pieces);  // a KV head (products) or a unit
+      if constexpr (products) {
+        score_piece_by_products(sel, st, shape, s, q_rot, t, owner, first, last, tid);
+        const bool per_query = g == selection_granularity::query_head;
+        const int G = shape.group_size();
+        for (int u = per_query ? owner * G : owner; u < (per_query ? (owner + 1) * G : owner + 1); ++u)
+          keys_of(u, p, first, last);
+      } else {
+        score_piece_by_selector(sel, st, shape, s, q_rot, t, owner, first, last);
+        keys_of(owner, p, first, last);
+      }
+    };
     const auto top_k = [&](std::int64_t u, int tid) {
-      ed::topk_radix_select(s.scores.data() + u * t, t, out.per_unit, forced,
-                            out.unit_tokens(static_cast<int>(u)).data(),
+      ed::topk_radix_select(s.keys.data() + u * t, t,
+                            s.histograms.data() + u * pieces * ed::kRadixBins, pieces,
+                            out.per_unit, forced, out.unit_tokens(static_cast<int>(u)).data(),
                             scratch[static_cast<std::size_t>(tid)]);
     };
-    // Step 1: S[u][j], the ranking score of token j for unit u, then step 2, in one team.
     const std::int64_t bytes = t * shape.head_dim * std::int64_t{sizeof(float)} * shape.num_kv_heads;
-    if constexpr (ed::has_product_scoring<Sel, St>) {
-      const std::int64_t pieces = ed::pieces_for(t, shape.num_kv_heads, threads, ed::kMinScoreRows);
-      ed::parallel_phases(
-          threads, bytes, shape.num_kv_heads * pieces,
-          [&](std::int64_t task, int tid) {
-            score_piece_by_products(sel, st, shape, s, q_rot, t, pieces, task, tid);
-          },
-          units, top_k);
-    } else {
-      const std::int64_t pieces = ed::pieces_for(t, units, threads, ed::kMinScoreRows);
-      ed::parallel_phases(
-          threads, bytes, units * pieces,
-          [&](std::int64_t task, int) {
-            score_piece_by_selector(sel, st, shape, s, q_rot, t, pieces, task);
-          },
-          units, top_k);
-    }
+    ed::parallel_phases(threads, bytes, score_units * pieces, score, units, top_k);
   }
 
   // FAC (FASA Eq. 8) over each unit's selected rows, or dense attention when sel.all:
@@ -747,17 +867,13 @@ struct backend_impl<backend::cpu_eigen> {
   // score dim lies in it, so TIP over a matching split_dominant slab reads 2 N_tip dims per key.
   template <TokenSelector Sel, KVStorage St>
   static void score_piece_by_products(const Sel& sel, const St& st, const attention_shape& shape,
-                                      state& s, const float* q_rot, std::int64_t t,
-                                      std::int64_t pieces, std::int64_t task, int tid) {
+                                      state& s, const float* q_rot, std::int64_t t, int h,
+                                      std::int64_t first, std::int64_t last, int tid) {
     namespace ed = cpu::eigen_detail;
     const int d = shape.head_dim;
     const int G = shape.group_size();
     const bool per_query = sel.granularity() == selection_granularity::query_head;
     const int columns = per_query ? G : 1;
-    const int h = static_cast<int>(task / pieces);
-    const std::int64_t p = task % pieces;
-    const std::int64_t first = t * p / pieces, last = t * (p + 1) / pieces;
-    if (last == first) return;
     cpu::eigen_scratch& sc = s.per_thread[static_cast<std::size_t>(tid)];
     const ed::head_layout L = ed::layout_of(st, s.cache.data(), h);
     // the units' queries in layout order: qt [columns, d]
@@ -787,8 +903,8 @@ struct backend_impl<backend::cpu_eigen> {
         }
       }
     }
-    const ed::row_block b{L.seg0 + first * L.w0, L.w0, L.w0, L.seg1 + first * L.w1, L.w1,
-                          uses_rest ? L.w1 : 0, nullptr, 0};
+    const ed::row_block b{L.seg0, L.w0,    L.w0,  L.seg1, L.w1, uses_rest ? L.w1 : 0,
+                          nullptr, 0, nullptr, first, last};
     float* out = s.scores.data() + static_cast<std::int64_t>(per_query ? h * G : h) * t + first;
     ed::dot_rows(b, last - first, qt, d, columns, out, t);
   }
@@ -805,15 +921,12 @@ struct backend_impl<backend::cpu_eigen> {
   // of one unit. score() must be safe to call concurrently (it is const).
   template <TokenSelector Sel, KVStorage St>
   static void score_piece_by_selector(const Sel& sel, const St& st, const attention_shape& shape,
-                                      state& s, const float* q_rot, std::int64_t t,
-                                      std::int64_t pieces, std::int64_t task) {
-    const int u = static_cast<int>(task / pieces);
-    const std::int64_t p = task % pieces;
+                                      state& s, const float* q_rot, std::int64_t t, int u,
+                                      std::int64_t first, std::int64_t last) {
     const unit_queries uq = cpu::make_unit_queries(shape, sel.granularity(), q_rot, u);
     const cpu::host_key_reader<St> keys{&st, s.cache.data(), uq.kv_head};
     float* su = s.scores.data() + static_cast<std::int64_t>(u) * t;
-    for (std::int64_t j = t * p / pieces; j < t * (p + 1) / pieces; ++j)
-      su[j] = sel.score(uq, keys, j);
+    for (std::int64_t j = first; j < last; ++j) su[j] = sel.score(uq, keys, j);
   }
 };
 
