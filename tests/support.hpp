@@ -102,4 +102,42 @@ inline std::string shared_data_dir() {
 #endif
 }
 
+// The default model (scripts/fetch-model.sh caches it): $FASA_MODEL, else
+// ${FASA_CACHE_DIR:-$HOME/.cache/fasa}/models/SmolLM2-135M-Instruct.Q4_1.gguf.
+inline std::string default_model_path() {
+  if (const char* env = std::getenv("FASA_MODEL")) return env;
+  std::string cache;
+  if (const char* dir = std::getenv("FASA_CACHE_DIR"))
+    cache = dir;
+  else if (const char* home = std::getenv("HOME"))
+    cache = std::string(home) + "/.cache/fasa";
+  return cache + "/models/SmolLM2-135M-Instruct.Q4_1.gguf";
+}
+
+// The Python interpreter the reference scripts run under: $FASA_PYTHON, else the one CMake found.
+inline std::string python_executable() {
+  if (const char* env = std::getenv("FASA_PYTHON")) return env;
+#ifdef FASA_PYTHON
+  return FASA_PYTHON;
+#else
+  return "python3";
+#endif
+}
+
+// When FASA_REQUIRE_MODEL_TESTS=1 (CI sets it), a missing model or Python reference is a
+// failure, not a skip, so a broken install step cannot pass silently.
+inline bool model_tests_required() {
+  const char* env = std::getenv("FASA_REQUIRE_MODEL_TESTS");
+  return env != nullptr && std::string(env) == "1";
+}
+
 }  // namespace fasa::test
+
+// Skips the rest of a test case (with a message saying why) when `cond` is false, or fails it
+// when model tests are required.
+#define FASA_SKIP_UNLESS(cond, why)                                    \
+  if (!(cond)) {                                                       \
+    if (::fasa::test::model_tests_required()) FAIL("required: ", why); \
+    MESSAGE("skipped: ", why);                                         \
+    return;                                                            \
+  }
