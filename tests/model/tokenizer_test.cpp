@@ -56,9 +56,15 @@ using ids_t = std::vector<std::int32_t>;
 
 // --- Helpers -------------------------------------------------------------------------------
 
-// tests/model/, where the Python scripts live (__FILE__ is absolute in CMake builds, relative to
-// the repository root when compiled by hand from there).
-fs::path scripts_dir() { return fs::absolute(fs::path(__FILE__)).parent_path(); }
+// tests/model/, where the Python scripts live (from CMake's FASA_SOURCE_DIR; compiled by hand,
+// from __FILE__, relative to the repository root when run from there).
+fs::path scripts_dir() {
+#ifdef FASA_SOURCE_DIR
+  return fs::path(FASA_SOURCE_DIR) / "tests" / "model";
+#else
+  return fs::absolute(fs::path(__FILE__)).parent_path();
+#endif
+}
 
 std::string read_file(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
@@ -98,11 +104,8 @@ struct temp_dir {
   }
 };
 
-// $FASA_PYTHON (e.g. a venv's python) or python3.
-std::string python() {
-  const char* p = std::getenv("FASA_PYTHON");
-  return p && *p ? p : "python3";
-}
+// $FASA_PYTHON, else the Python CMake found (tests/support.hpp).
+std::string python() { return fasa::test::python_executable(); }
 
 // Why the Python reference cannot run here, or empty when it can.
 std::string python_reference_missing() {
@@ -119,19 +122,7 @@ std::string python_reference_missing() {
 
 // The SmolLM2 GGUF: $FASA_MODEL, else ${FASA_CACHE_DIR:-$HOME/.cache/fasa}/models/...
 std::optional<fs::path> smollm_model() {
-  if (const char* m = std::getenv("FASA_MODEL"); m && *m) {
-    if (fs::exists(m)) return fs::path(m);
-    return std::nullopt;
-  }
-  fs::path cache;
-  if (const char* c = std::getenv("FASA_CACHE_DIR"); c && *c) {
-    cache = c;
-  } else if (const char* h = std::getenv("HOME"); h && *h) {
-    cache = fs::path(h) / ".cache" / "fasa";
-  } else {
-    return std::nullopt;
-  }
-  const fs::path p = cache / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf";
+  const fs::path p = fasa::test::default_model_path();
   if (fs::exists(p)) return p;
   return std::nullopt;
 }
@@ -369,9 +360,8 @@ smollm_fixture load_smollm() {
   smollm_fixture f;
   const auto model = smollm_model();
   if (!model) {
-    f.skip = f.ref_skip =
-        "the SmolLM2 GGUF is missing (set FASA_MODEL, or run scripts/fetch-model.sh to put it "
-        "in ${FASA_CACHE_DIR:-$HOME/.cache/fasa}/models/SmolLM2-135M-Instruct.Q4_1.gguf)";
+    f.skip = f.ref_skip = fasa::test::default_model_path() +
+                          " is missing (run scripts/fetch-model.sh, or set FASA_MODEL)";
     return f;
   }
 #if FASA_TEST_HAS_GGUF_READER
@@ -409,20 +399,15 @@ const smollm_fixture& smollm() {
   return f;
 }
 
-// The SmolLM2 tokenizer tests need the model (and Python, until the GGUF reader exists).
+// The SmolLM2 tokenizer tests need the model (and Python, until the GGUF reader exists); those
+// that compare with Hugging Face need the reference too. Skipped when missing, failed instead
+// under FASA_REQUIRE_MODEL_TESTS=1 (tests/support.hpp).
 #define FASA_SKIP_WITHOUT_SMOLLM(f)              \
   REQUIRE_MESSAGE((f).error.empty(), (f).error); \
-  if (!(f).tok) {                                \
-    MESSAGE("skipped: ", (f).skip);              \
-    return;                                      \
-  }
-// ... and those that compare with Hugging Face need the reference too.
-#define FASA_SKIP_WITHOUT_REFERENCE(f)              \
-  REQUIRE_MESSAGE((f).error.empty(), (f).error);    \
-  if (!(f).ref_skip.empty() || (f).ref.is_null()) { \
-    MESSAGE("skipped: ", (f).ref_skip);             \
-    return;                                         \
-  }
+  FASA_SKIP_UNLESS((f).tok.has_value(), (f).skip)
+#define FASA_SKIP_WITHOUT_REFERENCE(f)           \
+  REQUIRE_MESSAGE((f).error.empty(), (f).error); \
+  FASA_SKIP_UNLESS((f).ref_skip.empty() && !(f).ref.is_null(), (f).ref_skip)
 
 }  // namespace
 
@@ -835,10 +820,9 @@ TEST_CASE("tokenizer bpe: SmolLM2 encodes Moby Dick quickly") {
 #if FASA_TEST_HAS_GGUF_READER
 TEST_CASE("tokenizer bpe: SmolLM2 from_gguf through the GGUF reader") {
   const auto model = smollm_model();
-  if (!model) {
-    MESSAGE("skipped: the SmolLM2 GGUF is missing (set FASA_MODEL or run scripts/fetch-model.sh)");
-    return;
-  }
+  FASA_SKIP_UNLESS(model.has_value(), fasa::test::default_model_path() +
+                                          " is missing (run scripts/fetch-model.sh, or set "
+                                          "FASA_MODEL)");
   const fasa::model::gguf_file g(*model);
   const auto tok = bpe_tokenizer::from_gguf(g);
   CHECK(tok.vocab_size() == 49152);
