@@ -949,37 +949,6 @@ TEST_CASE("gguf corruption: random byte changes never crash or read out of bound
 
 namespace {
 
-// FASA_REQUIRE_MODEL=1 (set where the model was fetched, e.g. CI) turns the skips into failures.
-void skip_or_fail(const std::string& why) {
-  const char* require = std::getenv("FASA_REQUIRE_MODEL");
-  if (require && std::string(require) != "0" && !std::string(require).empty())
-    FAIL("FASA_REQUIRE_MODEL is set but ", why);
-  MESSAGE("skipped: ", why);
-}
-
-// $FASA_MODEL, else where scripts/fetch-model.sh caches the default model.
-std::optional<fs::path> default_model(std::string& why) {
-  fs::path p;
-  if (const char* env = std::getenv("FASA_MODEL"); env && *env) {
-    p = env;
-  } else {
-    const char* cache = std::getenv("FASA_CACHE_DIR");
-    const char* home = std::getenv("HOME");
-    if (!cache && !home) {
-      why = "neither FASA_MODEL, FASA_CACHE_DIR nor HOME is set";
-      return std::nullopt;
-    }
-    p = (cache ? fs::path(cache) : fs::path(home) / ".cache" / "fasa") / "models" /
-        "SmolLM2-135M-Instruct.Q4_1.gguf";
-  }
-  if (!fs::is_regular_file(p)) {
-    why = "the default model is not at " + p.string() +
-          " (run scripts/fetch-model.sh, or set FASA_MODEL)";
-    return std::nullopt;
-  }
-  return p;
-}
-
 std::string shell_quote(const std::string& s) {
   std::string q = "'";
   for (const char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
@@ -1016,10 +985,10 @@ quantised reference_rows(const gguf_tensor_info& t, std::uint64_t first, std::ui
 }  // namespace
 
 TEST_CASE("gguf default model: SmolLM2-135M-Instruct Q4_1 configuration and weights") {
-  std::string why;
-  const auto path = default_model(why);
-  if (!path) return skip_or_fail(why);
-  const gguf_file f(*path);
+  const fs::path path = fasa::test::default_model_path();
+  FASA_SKIP_UNLESS(fs::is_regular_file(path),
+                   path.string() + " is missing; run scripts/fetch-model.sh or set FASA_MODEL");
+  const gguf_file f(path);
   CHECK(f.version() == 3);
   CHECK(f.alignment() == 32);
   CHECK(f.get_string("general.architecture") == "llama");
@@ -1069,20 +1038,21 @@ TEST_CASE("gguf default model: SmolLM2-135M-Instruct Q4_1 configuration and weig
 }
 
 TEST_CASE("gguf default model: tensor table, metadata and dequantisation match Python gguf") {
-  std::string why;
-  const auto path = default_model(why);
-  if (!path) return skip_or_fail(why);
+  const fs::path path = fasa::test::default_model_path();
+  FASA_SKIP_UNLESS(fs::is_regular_file(path),
+                   path.string() + " is missing; run scripts/fetch-model.sh or set FASA_MODEL");
+#ifdef FASA_SOURCE_DIR
+  const fs::path script = fs::path(FASA_SOURCE_DIR) / "tests" / "model" / "gguf_reference.py";
+#else
   const fs::path script = fs::path(__FILE__).parent_path() / "gguf_reference.py";
-  if (!fs::is_regular_file(script))
-    return skip_or_fail("the script " + script.string() + " is missing");
-  const char* py_env = std::getenv("FASA_PYTHON");
-  const std::string python = py_env && *py_env ? py_env : "python3";
-  if (std::system((shell_quote(python) + " -c 'import gguf, numpy' >/dev/null 2>&1").c_str()) != 0)
-    return skip_or_fail(python +
-                        " with the packages gguf and numpy is not available (pip install "
-                        "gguf numpy, or set FASA_PYTHON)");
+#endif
+  FASA_SKIP_UNLESS(fs::is_regular_file(script), "the script " + script.string() + " is missing");
+  const std::string python = fasa::test::python_executable();
+  FASA_SKIP_UNLESS(
+      std::system((shell_quote(python) + " -c 'import gguf, numpy' >/dev/null 2>&1").c_str()) == 0,
+      python + " cannot import gguf and numpy (pip install gguf numpy, or set FASA_PYTHON)");
 
-  const gguf_file f(*path);
+  const gguf_file f(path);
   temp_dir dir;
   const fs::path bin_path = dir.path / "values.bin", manifest_path = dir.path / "manifest.json";
   std::ofstream bin(bin_path, std::ios::binary);
@@ -1188,7 +1158,7 @@ TEST_CASE("gguf default model: tensor table, metadata and dequantisation match P
 
   const fs::path log = dir.path / "log.txt";
   const std::string command =
-      shell_quote(python) + " " + shell_quote(script.string()) + " " + shell_quote(path->string()) +
+      shell_quote(python) + " " + shell_quote(script.string()) + " " + shell_quote(path.string()) +
       " " + shell_quote(manifest_path.string()) + " > " + shell_quote(log.string()) + " 2>&1";
   const int rc = std::system(command.c_str());
   std::ifstream in(log);
