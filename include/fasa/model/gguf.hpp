@@ -855,13 +855,16 @@ class gguf_file {
     pos_ += length;
     return {p, static_cast<std::size_t>(length)};
   }
-  template <class What>
-  gguf_value_type read_value_type(const What& what) {
+  // Reads a value type: `kind` "value" (of `subject`, a metadata key) or "element" (of the
+  // array `subject`).
+  template <class Subject>
+  gguf_value_type read_value_type(const char* kind, const Subject& subject) {
     const std::uint64_t at = pos_;
-    const std::uint32_t t = read_u32(what);
+    const std::uint32_t t =
+        read_u32([&] { return fasa::detail::concat("the ", kind, " type of ", subject()); });
     if (t >= gguf_value_type_count)
       FASA_GGUF_FAIL(
-          "unknown value type ", t, " for ", what(), " at byte offset ", at,
+          subject(), " has unknown ", kind, " type ", t, " at byte offset ", at,
           "; GGUF defines 0..12 (uint8, int8, uint16, int16, uint32, int32, float32, bool, "
           "string, array, uint64, int64, float64)");
     return static_cast<gguf_value_type>(t);
@@ -888,8 +891,8 @@ class gguf_file {
                      " at byte offset ", at);
     gguf_value v;
     v.type_ = gguf_value_type::array;
-    v.element_type_ = read_value_type(
-        [&] { return fasa::detail::concat("the element type of the array ", what()); });
+    v.element_type_ =
+        read_value_type("element", [&] { return fasa::detail::concat("the array ", what()); });
     const std::uint64_t count_at = pos_;
     const std::uint64_t count =
         read_u64([&] { return fasa::detail::concat("the length of the array ", what()); });
@@ -976,8 +979,7 @@ class gguf_file {
       const auto what = [&] {
         return fasa::detail::concat("metadata key '", detail::printable(key), "'");
       };
-      const gguf_value_type type =
-          read_value_type([&] { return fasa::detail::concat("the value type of ", what()); });
+      const gguf_value_type type = read_value_type("value", what);
       kvs_.push_back({std::string(key), read_value(type, what, 0), at});
       kv_index_.emplace(std::string(key), kvs_.size() - 1);
     }
@@ -1017,7 +1019,7 @@ class gguf_file {
       if (t.offset > room || t.n_bytes > room - t.offset)
         FASA_GGUF_FAIL("tensor '", detail::printable(t.name), "' (", t.traits().name, ", dims ",
                        t.dims_text(), ", ", t.n_bytes, " bytes at data offset ", t.offset,
-                       ", file offset ", data_offset_ + std::min(t.offset, room),
+                       ", file offset ", file_offset_text(t.offset),
                        ") runs past the end of the file (", bytes_.size(),
                        " bytes); its info is at byte "
                        "offset ",
@@ -1044,6 +1046,13 @@ class gguf_file {
                        previous->info_offset, " and ", t.info_offset);
       previous = &t;
     }
+  }
+
+  // data_offset_ + offset, which a corrupt offset can push past 2^64.
+  std::string file_offset_text(std::uint64_t offset) const {
+    return offset <= std::numeric_limits<std::uint64_t>::max() - data_offset_
+               ? std::to_string(data_offset_ + offset)
+               : std::string("beyond 2^64");
   }
 
   void parse_tensor_info(std::uint64_t i) {
