@@ -232,6 +232,21 @@ void validate(const options& o) {
   for (double b : o.budgets) plan.tip(to_budget(b)).validate(shape);
 }
 
+// What SparseAttention::decode spends rotating one step's queries and key (RoPE), a cost inside
+// both timings that no backend removes.
+double rope_us_per_step(const options& o) {
+  const auto pe = fasa::positional::rope::rotate_half(o.head_dim, 500000.0);
+  std::vector<float> x(static_cast<std::size_t>(o.heads + o.kv_heads) * o.head_dim, 0.5f);
+  std::vector<double> times;
+  for (int rep = 0; rep < 51; ++rep) {
+    const auto t0 = clock_type::now();
+    for (int r = 0; r < o.heads + o.kv_heads; ++r) pe.rotate(x.data() + r * o.head_dim, 100000 + rep);
+    times.push_back(std::chrono::duration<double>(clock_type::now() - t0).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2] * 1e6 + 0 * x[0];
+}
+
 template <class Backend>
 std::vector<row> run_sweep(const options& o, std::ostream& log) {
   using namespace fasa;
@@ -498,7 +513,9 @@ int main(int argc, char** argv) {
                 << " threads): memcpy " << bw.copy_gbs << " GB/s (read + write), read "
                 << bw.read_gbs << " GB/s\n";
     }
-    std::cout << std::flush;
+    std::cout << "RoPE of one step's queries and key, inside both timings: " << rope_us_per_step(o)
+              << " us\n"
+              << std::flush;
     const auto rows = backend->run(o, std::cerr);
     std::cout << '\n';
     print_table(rows, bw, std::cout);

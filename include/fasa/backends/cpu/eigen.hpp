@@ -10,9 +10,9 @@
 //   attention (dense, FAC, prefill)  one kernel: scores for a block of KV rows against all the
 //       queries that share them (a whole GQA group, or a block of prefill queries), an online
 //       softmax, then P.V; long row ranges are split into pieces run in parallel and merged with
-//       the online-softmax rule (flash-decoding). Rows come straight from the cache when they
-//       are a contiguous range of a known layout, or are gathered into per-thread scratch (FAC's
-//       selected rows; any user-defined storage).
+//       the online-softmax rule (flash-decoding). Rows of the known layouts (contiguous,
+//       split_dominant) are read in place, FAC's selected rows included; a user-defined
+//       storage's rows are gathered through key_index()/value_index() into per-thread scratch.
 //   selection  dot_dim_subset on split_dominant and dot_all_dims on contiguous/split_dominant
 //       run as matrix-vector products over the cache; every other selector/storage pair
 //       (score_kind::custom, dot_dim_subset on contiguous, user storages) calls the selector's
@@ -62,8 +62,8 @@ namespace fasa::cpu {
 struct eigen_scratch {
   std::vector<float> qs;           // [columns, head_dim] permuted, scaled queries
   std::vector<float> s;            // [columns, block] scores, then probabilities
-  std::vector<float> k;            // [block, head_dim] gathered keys (permuted dim order)
-  std::vector<float> v;            // [block, head_dim] gathered values
+  std::vector<float> k;            // [block, head_dim] keys gathered from a user-defined layout
+  std::vector<float> v;            // [block, head_dim] values gathered likewise
   std::vector<std::int32_t> cand;    // [capacity] top-k candidates in the threshold bin
   std::vector<std::int32_t> above;   // [capacity] top-k tokens above the threshold bin
   std::vector<std::int32_t> merged;  // [capacity] the two merged
@@ -146,9 +146,18 @@ void parallel_for(int threads, std::int64_t bytes, std::int64_t n, const F& f) {
   parallel_phases(threads, bytes, n, f, 0, [](std::int64_t, int) {});
 }
 
-inline std::vector<eigen_scratch>& scratch_for(eigen_state& s, int threads) {
+// The per-thread scratch, every thread's sized up front for what any task of the call may need
+// (dynamic scheduling decides which thread runs which task, so sizing on demand would let a
+// thread grow its buffers in the middle of a long generation).
+inline std::vector<eigen_scratch>& scratch_for(eigen_state& s, int threads,
+                                               std::size_t query_floats = 0,
+                                               std::size_t score_floats = 0) {
   if (static_cast<int>(s.per_thread.size()) < threads)
     s.per_thread.resize(static_cast<std::size_t>(threads));
+  for (auto& sc : s.per_thread) {
+    grow(sc.qs, query_floats);
+    grow(sc.s, score_floats);
+  }
   return s.per_thread;
 }
 
@@ -204,8 +213,6 @@ struct row_block {
   std::int64_t limit = 0;  // a range may prefetch its rows below this (0: no prefetching)
 
   std::int64_t row(std::int64_t i) const { return tokens ? tokens[i] : first + i; }
-  const float* key0(std::int64_t i) const { return k0 + row(i) * ld0; }
-  const float* key1(std::int64_t i) const { return k1 + row(i) * ld1; }
   const float* value(std::int64_t i) const { return v + row(i) * ldv; }
   // The row kPrefetchRows after block row i, or -1 when there is none to prefetch.
   std::int64_t row_ahead(std::int64_t i) const;
@@ -558,8 +565,12 @@ void run_attention(int threads, eigen_state& s, const St& st, std::int64_t jobs,
   const std::int64_t pieces =
       pieces_for(longest, jobs, threads, scattered ? kMinListPieceRows : kMinPieceRows);
   const std::int64_t slot = static_cast<std::int64_t>(max_columns) * (d + 2);
-  grow(s.partials, static_cast<std::size_t>(jobs * pieces * slot));
-  auto& scratch = scratch_for(s, threads);
+  // sized for the most pieces any length up to the capacity gets, so decode never grows it later
+  const std::int64_t most_pieces = std::max(
+      pieces, pieces_for(st.capacity(), jobs, threads, scattered ? kMinListPieceRows : kMinPieceRows));
+  grow(s.partials, static_cast<std::size_t>(jobs * most_pieces * slot));
+  auto& scratch = scratch_for(s, threads, static_cast<std::size_t>(max_columns) * d,
+                              static_cast<std::size_t>(max_columns) * kBlockRows);
   const float* cache = s.cache.data();
   float* partials = s.partials.data();
 
@@ -744,7 +755,10 @@ struct backend_impl<backend::cpu_eigen> {
     // sized for the whole capacity on first use, so later steps never allocate
     ed::grow(s.scores, static_cast<std::size_t>(units) * static_cast<std::size_t>(cap));
     ed::grow(s.keys, static_cast<std::size_t>(units) * static_cast<std::size_t>(cap));
-    auto& scratch = ed::scratch_for(s, threads);
+    const bool per_query_scores = g == selection_granularity::query_head;
+    auto& scratch = ed::scratch_for(
+        s, threads,
+        static_cast<std::size_t>(per_query_scores ? shape.group_size() : 1) * shape.head_dim);
     for (auto& sc : scratch) {
       ed::grow(sc.cand, static_cast<std::size_t>(cap));
       ed::grow(sc.above, static_cast<std::size_t>(cap));
@@ -762,7 +776,8 @@ struct backend_impl<backend::cpu_eigen> {
     constexpr bool products = ed::has_product_scoring<Sel, St>;
     const int score_units = products ? shape.num_kv_heads : units;
     const std::int64_t pieces = ed::pieces_for(t, score_units, threads, ed::kMinScoreRows);
-    ed::grow(s.histograms, static_cast<std::size_t>(units * pieces * ed::kRadixBins));
+    const std::int64_t most_pieces = ed::pieces_for(cap, score_units, threads, ed::kMinScoreRows);
+    ed::grow(s.histograms, static_cast<std::size_t>(units * most_pieces * ed::kRadixBins));
     const auto keys_of = [&](int u, std::int64_t p, std::int64_t first, std::int64_t last) {
       const std::int64_t at = static_cast<std::int64_t>(u) * t + first;
       ed::topk_keys_and_histogram(s.scores.data() + at, last - first, s.keys.data() + at,
