@@ -1,0 +1,235 @@
+// SPDX-FileCopyrightText: 2026 The fasa authors
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// What the model tools share: finding the default model and data, loading a model with its
+// tokenizer, obtaining a calibration (from a file, or measured once on a calibration text and
+// cached), and the one dispatch table that turns a selector name into a composition.
+
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "fasa/backends/cpu/eigen.hpp"
+#include "fasa/backends/cpu/reference.hpp"
+#include "fasa/calib/calibration_file.hpp"
+#include "fasa/calib/dominant_sets.hpp"
+#include "fasa/model/calibrate.hpp"
+#include "fasa/model/gguf_llama.hpp"
+#include "fasa/model/layers.hpp"
+#include "fasa/model/llama.hpp"
+#include "fasa/model/tokenizer_bpe.hpp"
+
+namespace fasa::tools {
+
+namespace fs = std::filesystem;
+
+inline double seconds_now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+inline fs::path cache_dir() {
+  if (const char* d = std::getenv("FASA_CACHE_DIR")) return d;
+  const char* home = std::getenv("HOME");
+  return fs::path(home ? home : ".") / ".cache" / "fasa";
+}
+
+// $FASA_MODEL, else where scripts/fetch-model.sh caches SmolLM2-135M-Instruct.
+inline std::string default_model_path() {
+  if (const char* m = std::getenv("FASA_MODEL")) return m;
+  return (cache_dir() / "models" / "SmolLM2-135M-Instruct.Q4_1.gguf").string();
+}
+
+// ../shared/data beside the repository, or $FASA_DATA_DIR.
+inline std::string default_data_dir() {
+  if (const char* d = std::getenv("FASA_DATA_DIR")) return d;
+  return "../shared/data";
+}
+
+inline std::string read_text_file(const fs::path& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  FASA_CHECK(in.good(), "cannot open ", what, " '", path.string(), "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A Project Gutenberg book without its licence header and footer.
+inline std::string strip_gutenberg(const std::string& text) {
+  std::size_t start = text.find("*** START OF");
+  start = start == std::string::npos ? 0 : text.find('\n', start) + 1;
+  std::size_t end = text.find("*** END OF", start);
+  return text.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
+struct loaded_model {
+  model::gguf_file file;
+  model::llama_weights weights;
+  model::bpe_tokenizer tokenizer;
+};
+
+inline loaded_model load_model(const std::string& path) {
+  FASA_CHECK(fs::exists(path), "model file '", path,
+             "' does not exist; run scripts/fetch-model.sh for the default model or pass --model");
+  model::gguf_file file{fs::path(path)};
+  auto weights = model::read_gguf_llama(file);
+  auto tokenizer = model::bpe_tokenizer::from_gguf(file);
+  return {std::move(file), std::move(weights), std::move(tokenizer)};
+}
+
+// A one-line progress bar with an ETA on stderr.
+inline void progress_bar(const char* what, std::int64_t done, std::int64_t total, double start) {
+  const double elapsed = seconds_now() - start;
+  const double eta = done > 0 ? elapsed * static_cast<double>(total - done) / done : 0.0;
+  const int width = 30, filled = static_cast<int>(width * done / std::max<std::int64_t>(total, 1));
+  std::fprintf(stderr, "\r%s [%s%s] %lld/%lld  %.0fs, ETA %.0fs ", what,
+               std::string(static_cast<std::size_t>(filled), '#').c_str(),
+               std::string(static_cast<std::size_t>(width - filled), '.').c_str(),
+               static_cast<long long>(done), static_cast<long long>(total), elapsed, eta);
+  if (done == total) std::fprintf(stderr, "\n");
+}
+
+struct calibration_options {
+  std::string file;  // an existing calibration file; empty: measure (or reuse the cached one)
+  std::string text;  // the calibration text, when measuring
+  std::int64_t prefill = 1024;
+  std::int64_t steps = 64;
+  selection_granularity granularity = selection_granularity::query_head;
+  positional::fc_mapping mapping = positional::fc_mapping::rotation_pairs;
+};
+
+// The calibration for `m`: read from options.file, or measured on options.text and cached under
+// the cache directory (keyed by model file, size, granularity and FC mapping).
+inline calib::calibration obtain_calibration(const loaded_model& m, const std::string& model_path,
+                                             const calibration_options& o) {
+  const auto& c = m.weights.config;
+  const attention_shape shape = c.attention(1);
+  if (!o.file.empty()) {
+    auto cal = calib::read_calibration(fs::path(o.file));
+    calib::check_compatible(cal, c.rope(o.mapping), shape);
+    FASA_CHECK(cal.granularity == o.granularity, "calibration file '", o.file, "' is per ",
+               to_string(cal.granularity), " but ", to_string(o.granularity), " was asked for");
+    return cal;
+  }
+  const fs::path cached =
+      cache_dir() / "calibration" /
+      (fs::path(model_path).stem().string() + "-" + std::to_string(fs::file_size(model_path)) +
+       "-" + to_string(o.granularity) + "-" + positional::to_string(o.mapping) + "-" +
+       fs::path(o.text).stem().string() + ".json");
+  if (fs::exists(cached)) {
+    std::fprintf(stderr, "calibration: using the cached %s\n", cached.string().c_str());
+    return calib::read_calibration(cached);
+  }
+  std::fprintf(stderr, "calibration: measuring CA on %s (%lld prefill + %lld decode steps)\n",
+               o.text.c_str(), static_cast<long long>(o.prefill), static_cast<long long>(o.steps));
+  const std::string text = strip_gutenberg(read_text_file(o.text, "calibration text"));
+  auto ids = m.tokenizer.encode(text, false);
+  FASA_CHECK(static_cast<std::int64_t>(ids.size()) >= o.prefill + o.steps, "calibration text '",
+             o.text, "' has only ", ids.size(), " tokens; need ", o.prefill + o.steps);
+  ids.resize(static_cast<std::size_t>(o.prefill + o.steps));
+  model::llama_model dense(m.weights,
+                           model::dense_layers<backend::cpu_eigen>(c, o.prefill + o.steps));
+  model::calibration_run run;
+  run.prefill = o.prefill;
+  run.decode_steps = o.steps;
+  run.k_values = {64, 128, 256, 512, 1024};
+  run.granularity = o.granularity;
+  run.mapping = o.mapping;
+  const double start = seconds_now();
+  run.progress = [&](std::int64_t d, std::int64_t n) { progress_bar("calibrating", d, n, start); };
+  const auto acc = model::calibrate(dense, ids, run);
+  calib::calibration::model_info info;
+  info.name = c.name;
+  auto cal = calib::make_calibration(acc, c.rope(o.mapping), info, 256, c.head_dim / 8);
+  fs::create_directories(cached.parent_path());
+  calib::write_calibration(cal, cached);
+  std::fprintf(stderr, "calibration: wrote %s\n", cached.string().c_str());
+  return cal;
+}
+
+// The window K whose mean CA picks the dominant FCs for a budget: the budget itself when it
+// was measured (the official code's rule), else the largest measured K not above it, else the
+// smallest.
+inline int calibration_window(const calib::calibration& cal, std::int64_t budget) {
+  int k = cal.k_values.front();
+  for (int kv : cal.k_values)
+    if (kv <= budget) k = kv;
+  return k;
+}
+
+// ---- the dispatch table: selector names -> compositions --------------------------------------
+
+struct attention_options {
+  std::string selector = "fasa";  // dense | oracle | fasa
+  std::string backend = "eigen";  // eigen | reference
+  double budget = 256;            // >= 1: tokens; in (0, 1): a fraction of the context
+  int n_tip = 0;                  // 0: head_dim / 8 (the paper's 16 of 64 FCs at d = 128)
+  selection_granularity granularity = selection_granularity::query_head;
+  std::vector<int> dense_layers{0};
+  std::int64_t capacity = 0;
+};
+
+inline token_budget parse_budget(double b) {
+  FASA_CHECK(b > 0, "--budget must be positive (tokens, or a fraction below 1), got ", b);
+  return b < 1.0 ? token_budget::fraction(b) : token_budget::tokens(static_cast<std::int64_t>(b));
+}
+
+inline selection_granularity parse_granularity(const std::string& s) {
+  if (s == "query_head") return selection_granularity::query_head;
+  if (s == "kv_head") return selection_granularity::kv_head;
+  FASA_FAIL("unknown granularity '", s, "'; known: query_head, kv_head");
+}
+
+inline positional::fc_mapping parse_mapping(const std::string& s) {
+  if (s == "rotation_pairs") return positional::fc_mapping::rotation_pairs;
+  if (s == "adjacent_dims") return positional::fc_mapping::adjacent_dims;
+  FASA_FAIL("unknown FC mapping '", s, "'; known: rotation_pairs, adjacent_dims");
+}
+
+template <class Backend>
+std::vector<std::unique_ptr<model::layer_attention>> build_attention_on(
+    const model::llama_config& c, const attention_options& o, const calib::calibration* cal) {
+  model::layer_plan plan;
+  plan.capacity = o.capacity;
+  plan.dense_layers = o.dense_layers;
+  if (cal) plan.mapping = cal->rope.mapping;
+  const token_budget budget = parse_budget(o.budget);
+  if (o.selector == "dense") return model::dense_layers<Backend>(c, o.capacity);
+  if (o.selector == "oracle") {
+    selector::oracle_topk sel;
+    sel.budget = budget;
+    sel.mode = o.granularity;
+    return model::oracle_layers<Backend>(c, plan, sel);
+  }
+  if (o.selector == "fasa") {
+    FASA_CHECK(cal != nullptr, "the fasa selector needs a calibration");
+    const int n_tip = o.n_tip > 0 ? o.n_tip : c.head_dim / 8;
+    const std::int64_t b = budget.is_fraction() ? 1024 : budget.count();
+    const auto dominant = calib::choose_dominant_fcs(cal->ca(), calibration_window(*cal, b), n_tip);
+    return model::fasa_c_layers<Backend>(c, plan, dominant, o.granularity, budget);
+  }
+  FASA_FAIL("unknown selector '", o.selector, "'; known: dense, oracle, fasa");
+}
+
+inline std::vector<std::unique_ptr<model::layer_attention>> build_attention(
+    const model::llama_config& c, const attention_options& o, const calib::calibration* cal) {
+  if (o.backend == "eigen") return build_attention_on<backend::cpu_eigen>(c, o, cal);
+  if (o.backend == "reference") return build_attention_on<backend::cpu_reference>(c, o, cal);
+  FASA_FAIL("unknown backend '", o.backend, "'; known: eigen, reference");
+}
+
+// KV bytes every layer read at the last decode step, summed over layers.
+inline std::int64_t kv_bytes_last_step(const model::llama_model& m) {
+  std::int64_t b = 0;
+  for (const auto& s : m.last_step_stats()) b += s.bytes_read();
+  return b;
+}
+
+}  // namespace fasa::tools
