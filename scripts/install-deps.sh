@@ -14,7 +14,7 @@ packages=(
   doctest-dev               # the test suite
   libcli11-dev              # tools/
   clang-format              # the clang_format test
-  python3                   # scripts and plots
+  python3 python3-venv      # scripts, plots and the tests' Python references
 )
 
 missing=()
@@ -26,18 +26,30 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} packages present"
-  exit 0
+else
+  echo "install-deps: installing ${missing[*]}"
+  if [ "$(id -u)" -eq 0 ]; then
+    as_root=()
+  elif command -v sudo >/dev/null 2>&1; then
+    as_root=(sudo)
+  else
+    echo "install-deps: missing packages (${missing[*]}) and not root, no sudo" >&2
+    exit 1
+  fi
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-echo "install-deps: installing ${missing[*]}"
-if [ "$(id -u)" -eq 0 ]; then
-  as_root=()
-elif command -v sudo >/dev/null 2>&1; then
-  as_root=(sudo)
-else
-  echo "install-deps: missing packages (${missing[*]}) and not root, no sudo" >&2
-  exit 1
+# The independent references the tests compare against (tests/model/*.py: a NumPy forward pass
+# over the `gguf` package's reader, Hugging Face `tokenizers`) run in a virtual environment
+# under build/, so nothing is installed into the system's Python. Pinned to the versions the
+# tests were written against.
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="$root/build/pyenv"
+if ! "$venv/bin/python" -c 'import gguf, tokenizers, numpy' 2>/dev/null; then
+  echo "install-deps: Python reference packages into $venv"
+  python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check \
+    'gguf==0.19.0' 'tokenizers==0.23.3' 'numpy==2.4.6'
 fi
-"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
-"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
-  apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -19,6 +19,13 @@ stage() { printf '\n== %s (%ds)\n' "$*" $((SECONDS - start)); }
 stage "install dependencies"
 bash scripts/install-deps.sh
 
+stage "fetch the default model"
+FASA_MODEL="$(bash scripts/fetch-model.sh | tail -n 1)"
+export FASA_MODEL
+# The model tests and the Python references must run here: a missing piece fails, not skips.
+export FASA_PYTHON="$root/build/pyenv/bin/python"
+export FASA_REQUIRE_MODEL_TESTS=1
+
 stage "configure (preset $preset)"
 cmake --preset "$preset"
 
