@@ -86,6 +86,7 @@ using array_map = Eigen::Map<Eigen::ArrayXf>;
 using const_array_map = Eigen::Map<const Eigen::ArrayXf>;
 
 constexpr std::int64_t kBlockRows = 512;       // KV rows per kernel block: K+V of a block stay in L2
+constexpr std::int64_t kListBlockRows = 128;   // the same for scattered rows (see attend_piece)
 constexpr std::int64_t kMinPieceRows = 2048;   // shortest range worth its own thread (attention)
 constexpr std::int64_t kMinListPieceRows = 128;  // the same for scattered rows (FAC): latency-bound,
                                                  // so more threads help sooner
@@ -489,11 +490,20 @@ void attend_piece(const St& st, const float* cache, const attention_job& job, st
   std::fill(out.o, out.o + static_cast<std::int64_t>(C) * d, 0.0f);
   grow(sc.s, static_cast<std::size_t>(C) * kBlockRows);
 
-  for (std::int64_t off = first; off < first + len; off += kBlockRows) {
-    const std::int64_t n = std::min(kBlockRows, first + len - off);
+  // Scattered rows (FAC) are bound by memory latency, and a core keeps few rows in flight while
+  // it also computes four columns per row. So their blocks are small, and the first column
+  // runs alone first: a light pass that brings the block's rows in with many misses in flight,
+  // after which the other columns read them from cache (1.4-1.6x faster on the development
+  // machine). A range (dense) streams, and takes every column in one pass.
+  const bool scattered = job.tokens != nullptr;
+  const std::int64_t block = scattered ? kListBlockRows : kBlockRows;
+  const int lead = scattered && C > 1 ? 1 : 0;
+  for (std::int64_t off = first; off < first + len; off += block) {
+    const std::int64_t n = std::min(block, first + len - off);
     const row_block b = rows_of(st, cache, job.kv_head, job.tokens, off, n, first + len, sc);
     // Step 1: logits of the block, s: [C, n].
-    dot_rows(b, n, sc.qs.data(), d, C, sc.s.data(), n);
+    if (lead) dot_rows(b, n, sc.qs.data(), d, lead, sc.s.data(), n);
+    dot_rows(b, n, sc.qs.data() + lead * d, d, C - lead, sc.s.data() + lead * n, n);
     for (int c = 0; c < C; ++c) {
       array_map p(sc.s.data() + static_cast<std::int64_t>(c) * n, n);
       // Causal prefill: column c sees tokens up to limit(c); a range's rows are tokens off...
@@ -520,7 +530,8 @@ void attend_piece(const St& st, const float* cache, const attention_job& job, st
       // Step 3 (the sum of p; the P.V product for all columns follows).
       out.l[c] += p.head(visible).sum();
     }
-    accumulate_rows(b, d, n, sc.s.data(), n, C, out.o);
+    if (lead) accumulate_rows(b, d, n, sc.s.data(), n, lead, out.o);
+    accumulate_rows(b, d, n, sc.s.data() + lead * n, n, C - lead, out.o + lead * d);
   }
 }
 
