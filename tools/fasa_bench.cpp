@@ -47,7 +47,7 @@ struct options {
   int kv_heads = 8;
   int head_dim = 128;
   int reps = 21;
-  int warmup = 3;
+  int warmup = 5;
   int threads = 0;
   std::string granularity = "kv_head";
   bool distinct_group_fcs = false;
@@ -191,7 +191,7 @@ std::string cpu_model() {
 // ---- one sweep ----------------------------------------------------------------------------------
 
 struct row {
-  std::int64_t context;       // requested: the cache size at the first timed step of the run
+  std::int64_t context;          // requested: the cache size at the first timed step of the run
   std::int64_t t_first, t_last;  // the cache sizes at the first and last timed steps
   std::string budget;
   std::int64_t n_fac;
@@ -217,8 +217,8 @@ fasa::backend::cpu_eigen make_backend<fasa::backend::cpu_eigen>(const options& o
 fasa::selection_granularity parse_granularity(const std::string& g) {
   if (g == "kv_head") return fasa::selection_granularity::kv_head;
   if (g == "query_head") return fasa::selection_granularity::query_head;
-  throw CLI::ValidationError("--granularity", "unknown granularity '" + g +
-                                                  "'; known: kv_head, query_head");
+  throw CLI::ValidationError("--granularity",
+                             "unknown granularity '" + g + "'; known: kv_head, query_head");
 }
 
 // Every check the library makes on these flags, before any memory is touched.
@@ -240,7 +240,8 @@ double rope_us_per_step(const options& o) {
   std::vector<double> times;
   for (int rep = 0; rep < 51; ++rep) {
     const auto t0 = clock_type::now();
-    for (int r = 0; r < o.heads + o.kv_heads; ++r) pe.rotate(x.data() + r * o.head_dim, 100000 + rep);
+    for (int r = 0; r < o.heads + o.kv_heads; ++r)
+      pe.rotate(x.data() + r * o.head_dim, 100000 + rep);
     times.push_back(std::chrono::duration<double>(clock_type::now() - t0).count());
   }
   std::sort(times.begin(), times.end());
@@ -261,8 +262,8 @@ std::vector<row> run_sweep(const options& o, std::ostream& log) {
 
   for (const std::int64_t context : o.contexts) {
     // Each decode step adds a token: the caches hold the context plus every step of the run.
-    const std::int64_t capacity =
-        context + static_cast<std::int64_t>(steps_per_budget) * static_cast<std::int64_t>(o.budgets.size());
+    const std::int64_t capacity = context + static_cast<std::int64_t>(steps_per_budget) *
+                                                static_cast<std::int64_t>(o.budgets.size());
     const attention_shape shape{o.heads, o.kv_heads, o.head_dim, capacity};
     const dominant_plan plan(pe, shape, g, random_fcs(o, g, rng));
     // Both caches exist only inside this scope: memory stays bounded by the largest context.
@@ -271,7 +272,8 @@ std::vector<row> run_sweep(const options& o, std::ostream& log) {
 
     // Fill with the same random tokens, so that the first timed step sees `context` tokens.
     const std::int64_t fill = std::max<std::int64_t>(0, context - 1 - o.warmup);
-    log << "context " << context << ": filling " << fill << " tokens into both caches" << std::flush;
+    log << "context " << context << ": filling " << fill << " tokens into both caches"
+        << std::flush;
     const auto fill_start = clock_type::now();
     constexpr std::int64_t chunk = 2048;
     std::vector<float> k(kn * chunk), v(kn * chunk);
@@ -339,7 +341,8 @@ std::vector<row> run_sweep(const options& o, std::ostream& log) {
   return rows;
 }
 
-// ---- the one dispatch table from a --backend string to a type ------------------------------------
+// ---- the one dispatch table from a --backend string to a type
+// ------------------------------------
 
 using sweep_fn = std::vector<row> (*)(const options&, std::ostream&);
 struct backend_entry {
@@ -407,12 +410,11 @@ void write_csv(const std::string& path, const std::vector<row>& rows, const opti
        "fasa_c_gbs,read_gbs,copy_gbs\n";
   for (const auto& r : rows)
     f << o.backend << ',' << team_size(o.threads) << ',' << o.granularity << ',' << o.heads << ','
-      << o.kv_heads << ',' << o.head_dim << ',' << o.n_tip << ',' << r.context << ','
-      << r.t_first << ',' << r.t_last << ',' << r.budget
-      << ',' << r.n_fac << ',' << r.dense_ms << ',' << r.fasa_ms << ',' << r.speedup << ','
-      << r.ceiling << ',' << r.speedup / r.ceiling << ',' << r.dense_bytes << ',' << r.fasa_bytes
-      << ',' << r.dense_bytes / (r.dense_ms * 1e-3) / 1e9 << ','
-      << r.fasa_bytes / (r.fasa_ms * 1e-3) / 1e9 << ',' << bw.read_gbs << ',' << bw.copy_gbs
+      << o.kv_heads << ',' << o.head_dim << ',' << o.n_tip << ',' << r.context << ',' << r.t_first
+      << ',' << r.t_last << ',' << r.budget << ',' << r.n_fac << ',' << r.dense_ms << ','
+      << r.fasa_ms << ',' << r.speedup << ',' << r.ceiling << ',' << r.speedup / r.ceiling << ','
+      << r.dense_bytes << ',' << r.fasa_bytes << ',' << r.dense_bytes / (r.dense_ms * 1e-3) / 1e9
+      << ',' << r.fasa_bytes / (r.fasa_ms * 1e-3) / 1e9 << ',' << bw.read_gbs << ',' << bw.copy_gbs
       << '\n';
 }
 
@@ -436,7 +438,8 @@ int main(int argc, char** argv) {
       ->delimiter(',')
       ->check(CLI::Validator(
           [](std::string& v) {
-            return std::stoll(v) >= 1 ? std::string() : "a context holds at least 1 token, got " + v;
+            return std::stoll(v) >= 1 ? std::string()
+                                      : "a context holds at least 1 token, got " + v;
           },
           "TOKENS>=1"));
   app.add_option("--budgets", o.budgets,
@@ -501,10 +504,10 @@ int main(int argc, char** argv) {
     std::cout << "fasa-bench " << FASA_VERSION_MAJOR << '.' << FASA_VERSION_MINOR << '.'
               << FASA_VERSION_PATCH << " | " << date << "\nbackend " << backend->name << " ("
               << backend->about << "), threads " << team_size(o.threads) << ", SIMD "
-              << Eigen::SimdInstructionSetsInUse() << "\nmachine: "
-              << cpu_model() << ", " << team_size(0) << " hardware threads\nshape: " << o.heads
-              << " query heads, " << o.kv_heads << " KV heads, d = " << o.head_dim
-              << ", N_tip = " << o.n_tip << ", granularity " << o.granularity
+              << Eigen::SimdInstructionSetsInUse() << "\nmachine: " << cpu_model() << ", "
+              << team_size(0) << " hardware threads\nshape: " << o.heads << " query heads, "
+              << o.kv_heads << " KV heads, d = " << o.head_dim << ", N_tip = " << o.n_tip
+              << ", granularity " << o.granularity
               << ", fp32 cache\nload average at start: " << load_average() << '\n';
     bandwidth bw;
     if (o.bandwidth_mib > 0) {

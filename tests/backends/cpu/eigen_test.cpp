@@ -51,7 +51,8 @@ std::vector<std::int32_t> expected_forced(const forced_tokens& f, std::int64_t t
     order.push_back(static_cast<std::int32_t>(i));
   std::vector<std::int32_t> out;
   for (auto i : order)
-    if (static_cast<std::int64_t>(out.size()) < k && std::find(out.begin(), out.end(), i) == out.end())
+    if (static_cast<std::int64_t>(out.size()) < k &&
+        std::find(out.begin(), out.end(), i) == out.end())
       out.push_back(i);
   return out;
 }
@@ -89,8 +90,8 @@ std::vector<float> independent_scores(const Att& att, const float* q_rot, std::i
 // Checks one backend's selection of the last step: each unit's tokens are a valid top-k (ties
 // allowed) of the independent scores, with the forced tokens in.
 template <class Att>
-void check_selection(const Att& att, const std::string& backend_name, const float* q_rot, std::int64_t t,
-                     const dominant_plan* plan) {
+void check_selection(const Att& att, const std::string& backend_name, const float* q_rot,
+                     std::int64_t t, const dominant_plan* plan) {
   const selection& sel = att.last_selection();
   const auto& selector = att.selector();
   using Sel = std::decay_t<decltype(selector)>;
@@ -119,10 +120,10 @@ void check_selection(const Att& att, const std::string& backend_name, const floa
 struct case_config {
   int head_dim = 64;
   int kv_heads = 2;
-  int ratio = 1;               // GQA: query heads per KV head
-  std::int64_t prefix = 0;     // tokens appended before anything is compared
-  std::int64_t prefill = 0;    // tokens prefilled, outputs compared
-  int steps = 2;               // decode steps, outputs and selections compared
+  int ratio = 1;             // GQA: query heads per KV head
+  std::int64_t prefix = 0;   // tokens appended before anything is compared
+  std::int64_t prefill = 0;  // tokens prefilled, outputs compared
+  int steps = 2;             // decode steps, outputs and selections compared
   int threads = 2;
   std::uint32_t seed = 1;
   bool rotate_half = false;
@@ -131,7 +132,8 @@ struct case_config {
     return {kv_heads * ratio, kv_heads, head_dim, prefix + prefill + steps};
   }
   rope pe() const {
-    return rotate_half ? rope::rotate_half(head_dim, 500000.0) : rope::interleaved(head_dim, 10000.0);
+    return rotate_half ? rope::rotate_half(head_dim, 500000.0)
+                       : rope::interleaved(head_dim, 10000.0);
   }
   std::string describe() const {
     return "d=" + std::to_string(head_dim) + " kv=" + std::to_string(kv_heads) +
@@ -180,7 +182,8 @@ void compare_backends(const case_config& cfg, const PE& pe, const Sel& sel, cons
     CHECK(a.last_selection().all == b.last_selection().all);
     if constexpr (Sel::kind != score_kind::none) {
       auto q_rot = q;
-      for (int h = 0; h < shape.num_q_heads; ++h) pe.rotate(q_rot.data() + h * shape.head_dim, t - 1);
+      for (int h = 0; h < shape.num_q_heads; ++h)
+        pe.rotate(q_rot.data() + h * shape.head_dim, t - 1);
       check_selection(a, "reference", q_rot.data(), t, plan);
       check_selection(b, "eigen", q_rot.data(), t, plan);
     }
@@ -265,7 +268,8 @@ TEST_CASE("eigen: budgets >= seq_len, fractional budgets and many forced tokens"
     compare_variant(cfg, variant::tip, g, token_budget::tokens(98), {}, 16);
     compare_variant(cfg, variant::oracle, g, token_budget::fraction(1.0), {}, 16);
     compare_variant(cfg, variant::tip, g, token_budget::fraction(0.05), {1, 1, false}, 16);
-    compare_variant(cfg, variant::oracle, g, token_budget::tokens(4), {4, 8, true}, 16);  // all forced
+    compare_variant(cfg, variant::oracle, g, token_budget::tokens(4), {4, 8, true},
+                    16);  // all forced
     compare_variant(cfg, variant::tip, g, token_budget::tokens(12), {4, 8, true}, 64);  // all FCs
   }
 }
@@ -283,7 +287,8 @@ TEST_CASE("eigen: prefill of several tokens, then decode") {
       cfg.seed = static_cast<std::uint32_t>(100 + ratio + prefix);
       compare_variant(cfg, variant::dense, kv_gran, token_budget::all(), {}, 8);
       compare_variant(cfg, variant::tip, q_gran, token_budget::tokens(16), {}, 8);
-      compare_variant(cfg, variant::oracle, kv_gran, token_budget::fraction(0.25), {1, 2, false}, 8);
+      compare_variant(cfg, variant::oracle, kv_gran, token_budget::fraction(0.25), {1, 2, false},
+                      8);
     }
 }
 
@@ -351,9 +356,13 @@ struct token_major {
   int head_dim() const { return dim; }
   std::int64_t capacity() const { return cap; }
   std::int64_t buffer_elements() const { return cap * kv_heads * 2 * dim; }
-  std::int64_t key_index(int h, std::int64_t t, int d) const { return ((t * kv_heads + h) * 2) * dim + d; }
+  std::int64_t key_index(int h, std::int64_t t, int d) const {
+    return ((t * kv_heads + h) * 2) * dim + d;
+  }
   std::int64_t value_index(int h, std::int64_t t, int d) const { return key_index(h, t, d) + dim; }
-  std::int64_t scoring_row_bytes(int, index_span, int elem) const { return std::int64_t{dim} * elem; }
+  std::int64_t scoring_row_bytes(int, index_span, int elem) const {
+    return std::int64_t{dim} * elem;
+  }
   void validate(const attention_shape& s) const {
     FASA_CHECK(kv_heads == s.num_kv_heads && dim == s.head_dim && cap == s.capacity,
                "token_major storage does not fit the shape");
@@ -391,7 +400,8 @@ TEST_CASE("eigen: a custom selector defined in the test runs identically on both
       nearest_keys sel;
       sel.mode = g;
       for (int storage = 0; storage < 2; ++storage) {
-        INFO("custom selector, ", to_string(g), " ratio ", ratio, storage ? " split" : " contiguous");
+        INFO("custom selector, ", to_string(g), " ratio ", ratio,
+             storage ? " split" : " contiguous");
         const auto run = [&](auto st) {
           using St = decltype(st);
           SparseAttention<rope, nearest_keys, St, ref> a(shape, pe, sel, st);
@@ -403,7 +413,8 @@ TEST_CASE("eigen: a custom selector defined in the test runs identically on both
           b.append(k, v);
           for (int step = 0; step < 3; ++step) {
             const auto q = test::random_vector(qn, 10u + step);
-            const auto kk = test::random_vector(kn, 20u + step), vv = test::random_vector(kn, 30u + step);
+            const auto kk = test::random_vector(kn, 20u + step),
+                       vv = test::random_vector(kn, 30u + step);
             std::vector<float> oa(qn), ob(qn);
             a.decode(q, kk, vv, oa);
             b.decode(q, kk, vv, ob);
@@ -434,8 +445,8 @@ TEST_CASE("eigen: a storage defined in the test works through the generic path")
   const token_major st{shape.num_kv_heads, shape.head_dim, shape.capacity};
   const dominant_plan plan(pe, shape, q_gran, random_fcs(shape.num_q_heads, 32, 8, 5));
   compare_backends(cfg, pe, selector::dense{}, st, &plan, "dense token_major");
-  compare_backends(cfg, pe, selector::oracle_topk{token_budget::tokens(33), kv_gran, {}}, st,
-                   &plan, "oracle token_major");
+  compare_backends(cfg, pe, selector::oracle_topk{token_budget::tokens(33), kv_gran, {}}, st, &plan,
+                   "oracle token_major");
   compare_backends(cfg, pe, plan.tip(token_budget::tokens(20)), st, &plan, "tip token_major");
 }
 
@@ -490,20 +501,23 @@ TEST_CASE("eigen: deliberately tied scores break ties by lower index, like the r
       CHECK_MESSAGE(test::is_valid_topk(scores, got, got.size(), &why), why);
       float lowest = INFINITY;
       for (auto i : got) lowest = std::min(lowest, scores[static_cast<std::size_t>(i)]);
-      const auto tied_out = std::count_if(scores.begin(), scores.end(), [&](float s) { return s == lowest; }) -
-                            std::count_if(got.begin(), got.end(), [&](std::int32_t i) {
-                              return scores[static_cast<std::size_t>(i)] == lowest;
-                            });
+      const auto tied_out =
+          std::count_if(scores.begin(), scores.end(), [&](float s) { return s == lowest; }) -
+          std::count_if(got.begin(), got.end(), [&](std::int32_t i) {
+            return scores[static_cast<std::size_t>(i)] == lowest;
+          });
       cut_a_tie = cut_a_tie || tied_out > 0;
     }
     CHECK_MESSAGE(cut_a_tie, "no unit's budget cut a group of tied scores");
   };
   const dominant_plan plan_kv(pe, shape, kv_gran, {{0, 1, 2, 5}, {3, 4, 6, 7}});
-  const dominant_plan plan_q(pe, shape, q_gran, {{0, 1, 2, 5}, {1, 2, 3, 4}, {3, 4, 6, 7}, {0, 7, 5, 6}});
+  const dominant_plan plan_q(pe, shape, q_gran,
+                             {{0, 1, 2, 5}, {1, 2, 3, 4}, {3, 4, 6, 7}, {0, 7, 5, 6}});
   const auto contiguous = storage::contiguous::for_shape(shape);
   for (const forced_tokens force : {forced_tokens{}, forced_tokens{1, 2, true}}) {
     check(selector::oracle_topk{token_budget::tokens(10), kv_gran, force}, contiguous, "oracle kv");
-    check(selector::oracle_topk{token_budget::tokens(17), q_gran, force}, plan_q.storage(), "oracle q split");
+    check(selector::oracle_topk{token_budget::tokens(17), q_gran, force}, plan_q.storage(),
+          "oracle q split");
     check(plan_kv.tip(token_budget::tokens(10), force), plan_kv.storage(), "tip kv split");
     check(plan_q.tip(token_budget::tokens(9), force), plan_q.storage(), "tip q split");
     check(plan_q.tip(token_budget::tokens(9), force), contiguous, "tip q contiguous");
@@ -528,8 +542,10 @@ TEST_CASE("eigen: NaN is never fixed silently") {
   CHECK(std::isnan(ob[0]));
   CHECK_FALSE(std::isnan(ob[3 * 64]));  // KV head 1 is clean
   // the oracle ranks the NaN token last, so attention over its selection stays finite
-  auto oa2 = make_oracle<ref>(shape, pe, selector::oracle_topk{token_budget::tokens(8), kv_gran, {}});
-  auto ob2 = make_oracle<eig>(shape, pe, selector::oracle_topk{token_budget::tokens(8), kv_gran, {}}, eig{2});
+  auto oa2 =
+      make_oracle<ref>(shape, pe, selector::oracle_topk{token_budget::tokens(8), kv_gran, {}});
+  auto ob2 = make_oracle<eig>(shape, pe,
+                              selector::oracle_topk{token_budget::tokens(8), kv_gran, {}}, eig{2});
   oa2.append(k, v), ob2.append(k, v);
   oa2.decode(q, k1, v1, oa);
   ob2.decode(q, k1, v1, ob);
@@ -551,14 +567,19 @@ TEST_CASE("eigen: decode allocates nothing once warmed up") {
   for (std::uint32_t i = 0; i < 3; ++i) step(10 * i);
   const auto& s = att.backend_state();
   const auto fingerprint = [&] {
-    std::vector<const void*> p{s.cache.data(),    s.scores.data(),     s.keys.data(),
-                               s.histograms.data(), s.partials.data(), s.forced.data(),
+    std::vector<const void*> p{s.cache.data(),
+                               s.scores.data(),
+                               s.keys.data(),
+                               s.histograms.data(),
+                               s.partials.data(),
+                               s.forced.data(),
                                att.last_selection().tokens.data()};
     for (const auto& t : s.per_thread)
-      for (const void* x : {static_cast<const void*>(t.qs.data()), static_cast<const void*>(t.s.data()),
-                            static_cast<const void*>(t.k.data()), static_cast<const void*>(t.v.data()),
-                            static_cast<const void*>(t.cand.data()), static_cast<const void*>(t.above.data()),
-                            static_cast<const void*>(t.merged.data())})
+      for (const void* x :
+           {static_cast<const void*>(t.qs.data()), static_cast<const void*>(t.s.data()),
+            static_cast<const void*>(t.k.data()), static_cast<const void*>(t.v.data()),
+            static_cast<const void*>(t.cand.data()), static_cast<const void*>(t.above.data()),
+            static_cast<const void*>(t.merged.data())})
         p.push_back(x);
     return p;
   };
@@ -589,10 +610,17 @@ TEST_CASE("eigen: the radix top-k equals fasa::select_top_k, ties, NaN, signed z
           std::vector<float> scores(static_cast<std::size_t>(t));
           for (auto& s : scores) {
             switch (kind) {
-              case 0: s = normal(gen); break;                         // distinct
-              case 1: s = static_cast<float>(small(gen)); break;      // heavy ties
-              case 2: s = small(gen) == 0 ? -0.0f : small(gen) > 1 ? NAN : 0.0f; break;
-              default: s = small(gen) > 2 ? INFINITY : small(gen) < -2 ? -INFINITY : normal(gen);
+              case 0:
+                s = normal(gen);
+                break;  // distinct
+              case 1:
+                s = static_cast<float>(small(gen));
+                break;  // heavy ties
+              case 2:
+                s = small(gen) == 0 ? -0.0f : small(gen) > 1 ? NAN : 0.0f;
+                break;
+              default:
+                s = small(gen) > 2 ? INFINITY : small(gen) < -2 ? -INFINITY : normal(gen);
             }
           }
           std::vector<std::int32_t> want, scratch;
@@ -602,7 +630,8 @@ TEST_CASE("eigen: the radix top-k equals fasa::select_top_k, ties, NaN, signed z
           std::sort(forced.begin(), forced.end());
           for (std::int64_t pieces : {1, 3}) {
             std::vector<std::uint32_t> keys(scores.size());
-            std::vector<std::uint32_t> hists(static_cast<std::size_t>(pieces * cpu::eigen_detail::kRadixBins));
+            std::vector<std::uint32_t> hists(
+                static_cast<std::size_t>(pieces * cpu::eigen_detail::kRadixBins));
             for (std::int64_t p = 0; p < pieces; ++p) {
               const std::int64_t a = t * p / pieces, b = t * (p + 1) / pieces;
               cpu::eigen_detail::topk_keys_and_histogram(
@@ -612,7 +641,8 @@ TEST_CASE("eigen: the radix top-k equals fasa::select_top_k, ties, NaN, signed z
             std::vector<std::int32_t> got(static_cast<std::size_t>(std::min(k, t)));
             cpu::eigen_detail::topk_radix_select(keys.data(), t, hists.data(), pieces, k, forced,
                                                  got.data(), sc);
-            INFO("t=", t, " kind=", kind, " k=", k, " pieces=", pieces, force.any() ? " forced" : "");
+            INFO("t=", t, " kind=", kind, " k=", k, " pieces=", pieces,
+                 force.any() ? " forced" : "");
             CHECK(got == want);
             ++cases;
           }

@@ -60,10 +60,10 @@ namespace fasa::cpu {
 // State: the cache buffer (laid out by the storage, like the reference backend's, so tests and
 // tools read both the same way) and scratch that grows during warm-up and is then reused.
 struct eigen_scratch {
-  std::vector<float> qs;           // [columns, head_dim] permuted, scaled queries
-  std::vector<float> s;            // [columns, block] scores, then probabilities
-  std::vector<float> k;            // [block, head_dim] keys gathered from a user-defined layout
-  std::vector<float> v;            // [block, head_dim] values gathered likewise
+  std::vector<float> qs;             // [columns, head_dim] permuted, scaled queries
+  std::vector<float> s;              // [columns, block] scores, then probabilities
+  std::vector<float> k;              // [block, head_dim] keys gathered from a user-defined layout
+  std::vector<float> v;              // [block, head_dim] values gathered likewise
   std::vector<std::int32_t> cand;    // [capacity] top-k candidates in the threshold bin
   std::vector<std::int32_t> above;   // [capacity] top-k tokens above the threshold bin
   std::vector<std::int32_t> merged;  // [capacity] the two merged
@@ -85,14 +85,14 @@ using packet = Eigen::Array<float, 8, 1>;  // one AVX register, or two SSE/NEON 
 using array_map = Eigen::Map<Eigen::ArrayXf>;
 using const_array_map = Eigen::Map<const Eigen::ArrayXf>;
 
-constexpr std::int64_t kBlockRows = 512;       // KV rows per kernel block: K+V of a block stay in L2
-constexpr std::int64_t kListBlockRows = 128;   // the same for scattered rows (see attend_piece)
-constexpr std::int64_t kMinPieceRows = 2048;   // shortest range worth its own thread (attention)
-constexpr std::int64_t kMinListPieceRows = 128;  // the same for scattered rows (FAC): latency-bound,
-                                                 // so more threads help sooner
-constexpr std::int64_t kMinScoreRows = 4096;   // the same for scoring
-constexpr int kPiecesPerThread = 4;            // pieces per thread, for load balance
-constexpr std::int64_t kPrefetchRows = 16;     // how far ahead rows are prefetched
+constexpr std::int64_t kBlockRows = 512;      // KV rows per kernel block: K+V of a block stay in L2
+constexpr std::int64_t kListBlockRows = 128;  // the same for scattered rows (see attend_piece)
+constexpr std::int64_t kMinPieceRows = 2048;  // shortest range worth its own thread (attention)
+constexpr std::int64_t kMinListPieceRows = 128;  // the same for scattered rows (FAC):
+                                                 // latency-bound, so more threads help sooner
+constexpr std::int64_t kMinScoreRows = 4096;  // the same for scoring
+constexpr int kPiecesPerThread = 4;           // pieces per thread, for load balance
+constexpr std::int64_t kPrefetchRows = 16;    // how far ahead rows are prefetched
 constexpr std::int64_t kMinParallelBytes = std::int64_t{1} << 19;  // less runs on one thread
 
 template <class V>
@@ -177,9 +177,9 @@ inline std::int64_t pieces_for(std::int64_t rows, std::int64_t jobs, int threads
 // slab and the rest. q . k is then q_perm[0:w0] . seg0_row + q_perm[w0:d] . seg1_row with the
 // query permuted once per head: no per-element index lookups in the loops.
 struct head_layout {
-  const float* seg0 = nullptr;         // [capacity, w0]
-  const float* seg1 = nullptr;         // [capacity, w1]
-  const float* values = nullptr;       // [capacity, d]
+  const float* seg0 = nullptr;    // [capacity, w0]
+  const float* seg1 = nullptr;    // [capacity, w1]
+  const float* values = nullptr;  // [capacity, d]
   int w0 = 0;
   int w1 = 0;
   const std::int32_t* perm = nullptr;  // [d] dim at position j; nullptr: identity
@@ -193,8 +193,12 @@ inline head_layout layout_of(const storage::contiguous& st, const float* cache, 
   return {cache + st.key_row(h, 0), nullptr, cache + st.value_row(h, 0), st.dim, 0, nullptr};
 }
 inline head_layout layout_of(const storage::split_dominant& st, const float* cache, int h) {
-  return {cache + st.slab_row(h, 0), cache + st.rest_row(h, 0), cache + st.value_row(h, 0),
-          st.slab_width, st.rest_width(), st.perm + static_cast<std::int64_t>(h) * st.dim};
+  return {cache + st.slab_row(h, 0),
+          cache + st.rest_row(h, 0),
+          cache + st.value_row(h, 0),
+          st.slab_width,
+          st.rest_width(),
+          st.perm + static_cast<std::int64_t>(h) * st.dim};
 }
 
 // The rows of one kernel block, read in place: keys as two segments (row strides ld0/ld1),
@@ -234,7 +238,8 @@ inline std::int64_t row_block::row_ahead(std::int64_t i) const {
 #if defined(__GNUC__)
 [[gnu::always_inline]]
 #endif
-inline void prefetch_row(const float* base, std::int64_t ld, std::int64_t row, int w) {
+inline void
+prefetch_row(const float* base, std::int64_t ld, std::int64_t row, int w) {
 #if defined(__GNUC__)
   if (row < 0) return;
   const float* p = base + row * ld;
@@ -255,8 +260,17 @@ row_block rows_of(const St& st, const float* cache, int h, const std::int32_t* t
   if constexpr (has_head_layout<St>) {
     (void)len, (void)sc;
     const head_layout L = layout_of(st, cache, h);
-    return {L.seg0, L.w0, L.w0, L.seg1, L.w1, L.w1, L.values, d,
-            tokens ? tokens + first : nullptr, tokens ? 0 : first, tokens ? 0 : prefetch_end};
+    return {L.seg0,
+            L.w0,
+            L.w0,
+            L.seg1,
+            L.w1,
+            L.w1,
+            L.values,
+            d,
+            tokens ? tokens + first : nullptr,
+            tokens ? 0 : first,
+            tokens ? 0 : prefetch_end};
   } else {
     grow(sc.k, static_cast<std::size_t>(len * d));
     grow(sc.v, static_cast<std::size_t>(len * d));
@@ -379,10 +393,18 @@ inline void dot_rows(const row_block& b, std::int64_t rows, const float* q, std:
       const int w = Add ? b.w1 : b.w0;
       const float* qw = Add ? qc + b.w0 : qc;
       switch (std::min(4, columns - c)) {
-        case 4: dot_segment<4, Add>(b, k, ld, w, rows, qw, ldq, sc, lds); break;
-        case 3: dot_segment<3, Add>(b, k, ld, w, rows, qw, ldq, sc, lds); break;
-        case 2: dot_segment<2, Add>(b, k, ld, w, rows, qw, ldq, sc, lds); break;
-        default: dot_segment<1, Add>(b, k, ld, w, rows, qw, ldq, sc, lds); break;
+        case 4:
+          dot_segment<4, Add>(b, k, ld, w, rows, qw, ldq, sc, lds);
+          break;
+        case 3:
+          dot_segment<3, Add>(b, k, ld, w, rows, qw, ldq, sc, lds);
+          break;
+        case 2:
+          dot_segment<2, Add>(b, k, ld, w, rows, qw, ldq, sc, lds);
+          break;
+        default:
+          dot_segment<1, Add>(b, k, ld, w, rows, qw, ldq, sc, lds);
+          break;
       }
     };
     pass(std::false_type{});
@@ -428,12 +450,20 @@ void accumulate_rows_fixed(const row_block& b, int d, std::int64_t rows, const f
 inline void accumulate_rows(const row_block& b, int d, std::int64_t rows, const float* p,
                             std::int64_t ldp, int columns, float* o) {
   int c = 0;
-  for (; c + 4 <= columns; c += 4) accumulate_rows_fixed<4>(b, d, rows, p + c * ldp, ldp, o + c * d);
+  for (; c + 4 <= columns; c += 4)
+    accumulate_rows_fixed<4>(b, d, rows, p + c * ldp, ldp, o + c * d);
   switch (columns - c) {
-    case 3: accumulate_rows_fixed<3>(b, d, rows, p + c * ldp, ldp, o + c * d); break;
-    case 2: accumulate_rows_fixed<2>(b, d, rows, p + c * ldp, ldp, o + c * d); break;
-    case 1: accumulate_rows_fixed<1>(b, d, rows, p + c * ldp, ldp, o + c * d); break;
-    default: break;
+    case 3:
+      accumulate_rows_fixed<3>(b, d, rows, p + c * ldp, ldp, o + c * d);
+      break;
+    case 2:
+      accumulate_rows_fixed<2>(b, d, rows, p + c * ldp, ldp, o + c * d);
+      break;
+    case 1:
+      accumulate_rows_fixed<1>(b, d, rows, p + c * ldp, ldp, o + c * d);
+      break;
+    default:
+      break;
   }
 }
 
@@ -578,7 +608,8 @@ void run_attention(int threads, eigen_state& s, const St& st, std::int64_t jobs,
   const std::int64_t slot = static_cast<std::int64_t>(max_columns) * (d + 2);
   // sized for the most pieces any length up to the capacity gets, so decode never grows it later
   const std::int64_t most_pieces = std::max(
-      pieces, pieces_for(st.capacity(), jobs, threads, scattered ? kMinListPieceRows : kMinPieceRows));
+      pieces,
+      pieces_for(st.capacity(), jobs, threads, scattered ? kMinListPieceRows : kMinPieceRows));
   grow(s.partials, static_cast<std::size_t>(jobs * most_pieces * slot));
   auto& scratch = scratch_for(s, threads, static_cast<std::size_t>(max_columns) * d,
                               static_cast<std::size_t>(max_columns) * kBlockRows);
@@ -656,7 +687,8 @@ inline void topk_radix_select(std::uint32_t* keys, std::int64_t t, const std::ui
   }
   std::array<std::int64_t, kRadixBins> hist{};
   for (std::int64_t p = 0; p < pieces; ++p)
-    for (std::int64_t b = 0; b < kRadixBins; ++b) hist[static_cast<std::size_t>(b)] += hists[p * kRadixBins + b];
+    for (std::int64_t b = 0; b < kRadixBins; ++b)
+      hist[static_cast<std::size_t>(b)] += hists[p * kRadixBins + b];
   for (const std::int32_t f : forced) {  // forced tokens leave the ranking (key 0: below all)
     --hist[keys[f] >> kRadixShift];
     ++hist[0];
@@ -674,7 +706,7 @@ inline void topk_radix_select(std::uint32_t* keys, std::int64_t t, const std::ui
   std::int32_t* cand = sc.cand.data();
   std::int64_t n_in = 0, n_cand = 0;
   const auto lo = static_cast<std::uint32_t>(bin) << kRadixShift;  // keys of the bin or above
-  const std::uint32_t hi = lo + ((1u << kRadixShift) - 1);          // keys above the bin
+  const std::uint32_t hi = lo + ((1u << kRadixShift) - 1);         // keys above the bin
   for (std::int64_t j = 0; j < t; ++j) {
     const std::uint32_t key = keys[j];
     if (key >= lo) {
@@ -700,9 +732,10 @@ inline void topk_radix_select(std::uint32_t* keys, std::int64_t t, const std::ui
 
 // The fast scoring paths: dot_dim_subset on split_dominant, dot_all_dims on both known layouts.
 template <class Sel, class St>
-inline constexpr bool has_product_scoring =
-    (Sel::kind == score_kind::dot_all_dims && has_head_layout<St>) ||
-    (DimSubsetSelector<Sel> && std::is_same_v<St, storage::split_dominant>);
+inline constexpr bool has_product_scoring = (Sel::kind == score_kind::dot_all_dims &&
+                                             has_head_layout<St>) ||
+                                            (DimSubsetSelector<Sel> &&
+                                             std::is_same_v<St, storage::split_dominant>);
 
 }  // namespace eigen_detail
 }  // namespace fasa::cpu
@@ -802,7 +835,8 @@ struct backend_impl<backend::cpu_eigen> {
         score_piece_by_products(sel, st, shape, s, q_rot, t, owner, first, last, tid);
         const bool per_query = g == selection_granularity::query_head;
         const int G = shape.group_size();
-        for (int u = per_query ? owner * G : owner; u < (per_query ? (owner + 1) * G : owner + 1); ++u)
+        for (int u = per_query ? owner * G : owner; u < (per_query ? (owner + 1) * G : owner + 1);
+             ++u)
           keys_of(u, p, first, last);
       } else {
         score_piece_by_selector(sel, st, shape, s, q_rot, t, owner, first, last);
@@ -811,11 +845,12 @@ struct backend_impl<backend::cpu_eigen> {
     };
     const auto top_k = [&](std::int64_t u, int tid) {
       ed::topk_radix_select(s.keys.data() + u * t, t,
-                            s.histograms.data() + u * pieces * ed::kRadixBins, pieces,
-                            out.per_unit, forced, out.unit_tokens(static_cast<int>(u)).data(),
+                            s.histograms.data() + u * pieces * ed::kRadixBins, pieces, out.per_unit,
+                            forced, out.unit_tokens(static_cast<int>(u)).data(),
                             scratch[static_cast<std::size_t>(tid)]);
     };
-    const std::int64_t bytes = t * shape.head_dim * std::int64_t{sizeof(float)} * shape.num_kv_heads;
+    const std::int64_t bytes =
+        t * shape.head_dim * std::int64_t{sizeof(float)} * shape.num_kv_heads;
     ed::parallel_phases(threads, bytes, score_units * pieces, score, units, top_k);
   }
 
@@ -929,8 +964,8 @@ struct backend_impl<backend::cpu_eigen> {
         }
       }
     }
-    const ed::row_block b{L.seg0, L.w0,    L.w0,  L.seg1, L.w1, uses_rest ? L.w1 : 0,
-                          nullptr, 0, nullptr, first, last};
+    const ed::row_block b{L.seg0,  L.w0, L.w0,    L.seg1, L.w1, uses_rest ? L.w1 : 0,
+                          nullptr, 0,    nullptr, first,  last};
     float* out = s.scores.data() + static_cast<std::int64_t>(per_query ? h * G : h) * t + first;
     ed::dot_rows(b, last - first, qt, d, columns, out, t);
   }
