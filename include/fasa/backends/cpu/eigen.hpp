@@ -90,9 +90,9 @@ constexpr std::int64_t kListBlockRows = 128;  // the same for scattered rows (se
 constexpr std::int64_t kMinPieceRows = 2048;  // shortest range worth its own thread (attention)
 constexpr std::int64_t kMinListPieceRows = 128;  // the same for scattered rows (FAC):
                                                  // latency-bound, so more threads help sooner
-constexpr std::int64_t kMinScoreRows = 4096;  // the same for scoring
-constexpr int kPiecesPerThread = 4;           // pieces per thread, for load balance
-constexpr std::int64_t kPrefetchRows = 16;    // how far ahead rows are prefetched
+constexpr std::int64_t kMinScoreRows = 4096;     // the same for scoring
+constexpr int kPiecesPerThread = 4;              // pieces per thread, for load balance
+constexpr std::int64_t kPrefetchRows = 16;       // how far ahead rows are prefetched
 constexpr std::int64_t kMinParallelBytes = std::int64_t{1} << 19;  // less runs on one thread
 
 template <class V>
