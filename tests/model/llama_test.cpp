@@ -156,3 +156,42 @@ TEST_CASE("llama: the model checks its layers and token ids") {
   const std::vector<std::int32_t> many{1, 2, 3, 4, 5};
   CHECK_THROWS_WITH_AS(m.prefill(many), doctest::Contains("capacity of 4 tokens"), error);
 }
+
+TEST_CASE("llama: a captured prefill prefix starts another composition where prefill would") {
+  SKIP_WITHOUT_STORIES();
+  const auto w = read_llama2c(stories_dir() / "stories260K.bin");
+  const auto& c = w.config;
+  layer_plan plan;
+  plan.capacity = 120;
+  selector::oracle_topk sel;
+  sel.budget = token_budget::tokens(6);
+  // The same tokens, prefilled by the oracle model itself vs loaded from a dense model's capture.
+  std::vector<std::int32_t> prompt{1, 403, 407, 261, 378, 60, 434, 270, 303, 309, 286, 350};
+  llama_model dense_model(w, dense_layers<backend::cpu_eigen>(c, 120));
+  const kv_prefix prefix = dense_model.prefill_captured(prompt);
+  CHECK(prefix.size() == static_cast<std::int64_t>(prompt.size()));
+  llama_model direct(w, oracle_layers<backend::cpu_eigen>(c, plan, sel));
+  llama_model loaded(w, oracle_layers<backend::cpu_eigen>(c, plan, sel));
+  const auto a = direct.prefill(prompt);
+  std::vector<float> want(a.begin(), a.end());
+  const auto b = loaded.load_prefix(prefix);
+  CHECK(test::relative_error(b, want) < 1e-6);
+  CHECK(loaded.position() == direct.position());
+  std::int32_t token = argmax(want);
+  double worst = 0;
+  for (int step = 0; step < 20; ++step) {
+    const auto x = direct.decode(token);
+    want.assign(x.begin(), x.end());
+    worst = std::max(worst, test::relative_error(loaded.decode(token), want));
+    token = argmax(want);
+  }
+  CHECK(worst < 1e-6);
+  // A prefix from another model, or one longer than the cache, is refused.
+  llama_model small(w, dense_layers<backend::cpu_eigen>(c, 4));
+  CHECK_THROWS_WITH_AS(small.load_prefix(prefix), doctest::Contains("exceeds the cache capacity"),
+                       fasa::error);
+  kv_prefix broken = prefix;
+  broken.k.pop_back();
+  CHECK_THROWS_WITH_AS(loaded.load_prefix(broken), doctest::Contains("different model"),
+                       fasa::error);
+}

@@ -20,9 +20,11 @@
 
 namespace fasa::model {
 
-// Post-RoPE keys of a cache laid out [num_kv_heads, capacity, head_dim] in host memory.
+// Post-RoPE keys (and the values) of a cache laid out [num_kv_heads, capacity, head_dim] in host
+// memory.
 struct host_keys_view {
-  const float* data = nullptr;      // null when the layout is not contiguous host memory
+  const float* data = nullptr;      // the keys; null when the layout is not contiguous host memory
+  const float* values = nullptr;    // the values, same layout; null with the keys
   std::int64_t kv_head_stride = 0;  // floats between KV heads (capacity * head_dim)
 };
 
@@ -35,6 +37,9 @@ class layer_attention {
   // One token: q [n_heads, head_dim], k, v [n_kv_heads, head_dim]; out like q.
   virtual step_stats decode(std::span<const float> q, std::span<const float> k,
                             std::span<const float> v, std::span<float> out) = 0;
+  // Caches T more tokens without attending: k, v [T, n_kv_heads, head_dim] (pre-RoPE), at
+  // positions size() .. size()+T-1. Loading a captured prefill prefix goes through this.
+  virtual void append(std::span<const float> k, std::span<const float> v) = 0;
   virtual std::int64_t size() const = 0;
   virtual void reset() = 0;
   virtual const selection& last_selection() const = 0;
@@ -62,6 +67,7 @@ class layer_attention_of final : public layer_attention {
                     std::span<float> out) override {
     return attn_.decode(q, k, v, out);
   }
+  void append(std::span<const float> k, std::span<const float> v) override { attn_.append(k, v); }
   std::int64_t size() const override { return attn_.size(); }
   void reset() override { attn_.reset(); }
   const selection& last_selection() const override { return attn_.last_selection(); }
@@ -70,7 +76,9 @@ class layer_attention_of final : public layer_attention {
   host_keys_view keys() const override {
     if constexpr (std::is_same_v<typename Attn::storage_type, storage::contiguous> &&
                   requires { attn_.backend_state().cache.data(); }) {
-      return {attn_.backend_state().cache.data(), attn_.shape().capacity * attn_.shape().head_dim};
+      const float* cache = attn_.backend_state().cache.data();
+      return {cache + attn_.storage().key_row(0, 0), cache + attn_.storage().value_row(0, 0),
+              attn_.shape().capacity * attn_.shape().head_dim};
     } else {
       return {};
     }

@@ -70,6 +70,23 @@ inline void rms_norm(const row_matrix& x, const Eigen::VectorXf& weight, float e
 
 }  // namespace detail
 
+// The keys and values a dense prefill put into every layer's cache (pre-RoPE, as the layers take
+// them), with the logits of its last token. Every composition prefills densely, so one captured
+// prefix can start any number of compositions at the same place without recomputing it: an
+// evaluation prefills a 7,000-token window once and decodes it under each selector.
+struct kv_prefix {
+  std::vector<std::int32_t> tokens;         // what was prefilled
+  std::vector<std::vector<float>> k, v;     // per layer: [tokens, n_kv_heads, head_dim]
+  std::vector<float> logits;                // of the last prefilled token: [vocab_size]
+
+  std::int64_t size() const { return static_cast<std::int64_t>(tokens.size()); }
+  std::size_t bytes() const {
+    std::size_t b = tokens.size() * sizeof(std::int32_t) + logits.size() * sizeof(float);
+    for (std::size_t l = 0; l < k.size(); ++l) b += (k[l].size() + v[l].size()) * sizeof(float);
+    return b;
+  }
+};
+
 class llama_model {
  public:
   // Called after each layer's attention at a decode step: the layer, the step's pre-RoPE query
@@ -124,6 +141,51 @@ class llama_model {
   // One token at position(), through each layer's selector; returns its logits [vocab_size].
   std::span<const float> decode(std::int32_t token) { return forward({&token, 1}, true); }
 
+  // reset() and prefill(tokens), keeping a copy of what the prefill cached in every layer.
+  kv_prefix prefill_captured(std::span<const std::int32_t> tokens) {
+    FASA_CHECK(!tokens.empty(), "llama_model::prefill_captured: no tokens");
+    reset();
+    kv_prefix p;
+    p.tokens.assign(tokens.begin(), tokens.end());
+    p.k.resize(layers_.size());
+    p.v.resize(layers_.size());
+    capture_ = &p;
+    try {
+      forward(tokens, false);
+    } catch (...) {
+      capture_ = nullptr;
+      throw;
+    }
+    capture_ = nullptr;
+    p.logits = logits_;
+    return p;
+  }
+
+  // reset(), then puts a captured prefix into every layer's cache as if this model had
+  // prefilled it; returns the prefix's last logits. The prefix must come from a model with the
+  // same weights (checked: layer count, KV shape and vocabulary).
+  std::span<const float> load_prefix(const kv_prefix& p) {
+    const auto& c = w_.config;
+    const auto row = static_cast<std::size_t>(c.n_kv_heads * c.head_dim);
+    FASA_CHECK(p.size() >= 1 && p.k.size() == layers_.size() && p.v.size() == layers_.size() &&
+                   p.logits.size() == static_cast<std::size_t>(c.vocab_size),
+               "llama_model::load_prefix: the prefix was captured on a different model (",
+               p.k.size(), " layers, ", p.logits.size(), " logits; this model has ",
+               layers_.size(), " and ", c.vocab_size, ")");
+    FASA_CHECK(p.size() <= capacity(), "llama_model::load_prefix: a prefix of ", p.size(),
+               " tokens exceeds the cache capacity of ", capacity(), " tokens");
+    reset();
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+      FASA_CHECK(p.k[l].size() == row * p.tokens.size() && p.v[l].size() == p.k[l].size(),
+                 "llama_model::load_prefix: layer ", l, "'s keys/values do not match ",
+                 p.tokens.size(), " tokens of ", c.n_kv_heads, " KV heads of dim ", c.head_dim);
+      layers_[l]->append(p.k[l], p.v[l]);
+    }
+    position_ = p.size();
+    logits_ = p.logits;
+    return {logits_.data(), logits_.size()};
+  }
+
  private:
   std::span<const float> forward(std::span<const std::int32_t> tokens, bool decoding) {
     const auto& c = w_.config;
@@ -156,6 +218,10 @@ class llama_model {
         if (observer_) observer_(l, q, position_, attn);
       } else {
         attn.prefill(q, k, v, out);
+        if (capture_) {
+          capture_->k[static_cast<std::size_t>(l)].assign(k.begin(), k.end());
+          capture_->v[static_cast<std::size_t>(l)].assign(v.begin(), v.end());
+        }
       }
       // Step 3: output projection and residual, x += W_o att.
       detail::project(att_, lw.wo, tmp_);
@@ -181,6 +247,7 @@ class llama_model {
   std::vector<std::unique_ptr<layer_attention>> layers_;
   std::vector<step_stats> stats_;
   decode_observer observer_;
+  kv_prefix* capture_ = nullptr;  // set during prefill_captured
   std::int64_t position_ = 0;
   row_matrix x_, xn_, q_, k_, v_, att_, tmp_, gate_, up_, last_;  // activations, reused
   std::vector<float> logits_;
