@@ -42,14 +42,18 @@ else
 fi
 
 # The independent references the tests compare against (tests/model/*.py: a NumPy forward pass
-# over the `gguf` package's reader, Hugging Face `tokenizers`) run in a virtual environment
-# under build/, so nothing is installed into the system's Python. Pinned to the versions the
-# tests were written against.
+# over the `gguf` package's reader, Hugging Face `tokenizers`; tests/eval/*.py: LongBench's metric
+# packages `rouge` and `fuzzywuzzy` (pure Python, without python-Levenshtein, as LongBench's
+# requirements.txt installs it), and `jinja2` to render the model's chat template) run in a
+# virtual environment under build/, so nothing is installed into the system's Python. Pinned to
+# the versions the tests were written against.
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="$root/build/pyenv"
-if ! "$venv/bin/python" -c 'import gguf, tokenizers, numpy' 2>/dev/null; then
+if ! "$venv/bin/python" -c 'import gguf, tokenizers, numpy, rouge, fuzzywuzzy, jinja2' \
+    2>/dev/null; then
   echo "install-deps: Python reference packages into $venv"
   python3 -m venv "$venv"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check \
-    'gguf==0.19.0' 'tokenizers==0.23.3' 'numpy==2.4.6'
+    'gguf==0.19.0' 'tokenizers==0.23.3' 'numpy==2.4.6' \
+    'rouge==1.0.1' 'six==1.17.0' 'fuzzywuzzy==0.18.0' 'jinja2==3.1.6' 'markupsafe==3.0.4'
 fi
