@@ -3,19 +3,25 @@
 #pragma once
 
 // What the model tools share: finding the default model and data, loading a model with its
-// tokenizer, obtaining a calibration (from a file, or measured once on a calibration text and
-// cached), and the one dispatch table that turns a selector name into a composition.
+// tokenizer, measuring contextual agreement on windows of a calibration text (the one function
+// behind fasa-calibrate and obtain_calibration), obtaining a calibration (from a file, or
+// measured once on a calibration text and cached), and the one dispatch table that turns a
+// selector name into a composition.
 
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "fasa/backends/cpu/eigen.hpp"
 #include "fasa/backends/cpu/reference.hpp"
@@ -96,6 +102,8 @@ inline void progress_bar(const char* what, std::int64_t done, std::int64_t total
   if (done == total) std::fprintf(stderr, "\n");
 }
 
+// ---- calibration: the text, its windows, the one measuring function --------------------------
+
 struct calibration_options {
   std::string file;  // an existing calibration file; empty: measure (or reuse the cached one)
   std::string text;  // the calibration text, when measuring
@@ -104,6 +112,147 @@ struct calibration_options {
   selection_granularity granularity = selection_granularity::query_head;
   positional::fc_mapping mapping = positional::fc_mapping::rotation_pairs;
 };
+
+// A calibration text: a JSON file {"text": "..."} (the haystack essays) when the name ends in
+// .json, else plain text, without its licence header and footer when it is a Project Gutenberg
+// book.
+inline std::string read_calibration_text(const std::string& path) {
+  FASA_CHECK(fs::is_regular_file(path), "calibration text '", path, "' does not exist");
+  std::string raw = read_text_file(path, "calibration text");
+  std::string text;
+  if (fs::path(path).extension() == ".json") {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(raw);
+    } catch (const nlohmann::json::exception& e) {
+      FASA_FAIL("calibration text '", path, "' is not valid JSON (", e.what(), ")");
+    }
+    FASA_CHECK(j.is_object() && j.contains("text") && j["text"].is_string(), "calibration text '",
+               path, "': expected a JSON object with a string field \"text\", like ",
+               "haystack/PaulGrahamEssays.json");
+    text = j["text"].get<std::string>();
+  } else {
+    text = raw.find("*** START OF") != std::string::npos ? strip_gutenberg(raw) : std::move(raw);
+  }
+  FASA_CHECK(text.find_first_not_of(" \t\r\n") != std::string::npos, "calibration text '", path,
+             "' is empty");
+  return text;
+}
+
+// One window of a calibration text.
+struct calibration_sample {
+  double start_fraction = 0;   // where it was asked to start, as a fraction of the text
+  std::size_t char_begin = 0;  // the bytes of the text its tokens cover: [char_begin, char_end)
+  std::size_t char_end = 0;
+  std::vector<std::int32_t> tokens;  // exactly the window's length
+};
+
+// Windows of `length` tokens starting at fractions `starts` (each in [0, 1), ascending) of the
+// text. A window at 0 starts at the text's first byte; any other moves forward to the next
+// paragraph (else line) start, so that it begins with a whole sentence. Each window is the
+// first `length` tokens of the text from its start (tokenizing is fast: 0.3 s for 3 MB). Throws
+// when the text runs out before a window is full, or when two windows overlap (their steps
+// would count twice).
+inline std::vector<calibration_sample> calibration_windows(const model::bpe_tokenizer& tok,
+                                                           const std::string& text,
+                                                           std::span<const double> starts,
+                                                           std::int64_t length,
+                                                           const std::string& source) {
+  FASA_CHECK(length >= 1, "calibration windows need a positive length, got ", length);
+  FASA_CHECK(!starts.empty(), "no calibration window asked for");
+  std::vector<calibration_sample> out;
+  for (std::size_t i = 0; i < starts.size(); ++i) {
+    const double f = starts[i];
+    FASA_CHECK(f >= 0 && f < 1 && (i == 0 || f > starts[i - 1]),
+               "calibration window starts must be ascending fractions in [0, 1), got ", f);
+    std::size_t begin = static_cast<std::size_t>(f * static_cast<double>(text.size()));
+    if (begin > 0) {
+      std::size_t p = text.find("\n\n", begin);
+      if (p == std::string::npos) p = text.find('\n', begin);
+      if (p != std::string::npos) begin = p;
+      begin = std::min(text.find_first_not_of(" \t\r\n", begin), text.size());
+      while (begin < text.size() && (static_cast<unsigned char>(text[begin]) & 0xC0u) == 0x80u)
+        ++begin;  // never inside a UTF-8 sequence
+    }
+    std::vector<std::int32_t> ids = tok.encode(std::string_view(text).substr(begin), false);
+    FASA_CHECK(static_cast<std::int64_t>(ids.size()) >= length, "calibration text '", source,
+               "' has only ", ids.size(), " tokens from byte ", begin, " (window ", i + 1, " of ",
+               starts.size(), ", at ", f,
+               " of the text) to its end; need prefill + steps = ", length,
+               ". Use a longer text, fewer samples or fewer tokens");
+    ids.resize(static_cast<std::size_t>(length));
+    calibration_sample s;
+    s.start_fraction = f;
+    s.char_begin = begin;
+    s.char_end = begin + tok.decode(ids, true).size();
+    s.tokens = std::move(ids);
+    if (!out.empty())
+      FASA_CHECK(out.back().char_end <= s.char_begin, "calibration text '", source,
+                 "' is too short for ", starts.size(), " windows of ", length, " tokens: window ",
+                 out.size(), " (bytes ", out.back().char_begin, "-", out.back().char_end,
+                 ") overlaps window ", out.size() + 1, " (from byte ", s.char_begin,
+                 "). Use fewer samples or fewer tokens");
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
+// What measure_calibration measures.
+struct measure_options {
+  std::string text;                 // the calibration text (read_calibration_text)
+  std::vector<double> starts{0.0};  // where each sample window starts, as fractions of the text
+  std::int64_t prefill = 1024;
+  std::int64_t steps = 64;
+  std::vector<int> k_values{64, 128, 256, 512, 1024};
+  std::vector<selection_granularity> granularities{selection_granularity::query_head};
+  positional::fc_mapping mapping = positional::fc_mapping::rotation_pairs;
+  std::int64_t prefill_chunk = 256;  // prefill blocks, so that its progress bar moves
+  bool progress = true;              // progress bars on stderr
+};
+
+struct measurement {
+  model::calibrator cal;                    // the accumulated CA, one accumulator per granularity
+  std::vector<calibration_sample> samples;  // the windows measured (tokens kept)
+  std::size_t text_bytes = 0;
+  double seconds = 0;  // prefill and decode of every sample
+};
+
+// The one measuring function of the tools (fasa-calibrate, and obtain_calibration for the others):
+// reads the text, takes its windows, and runs each window densely through the model (prefill, then
+// decode steps), accumulating every FC's contextual agreement at every granularity asked for.
+inline measurement measure_calibration(const loaded_model& m, const measure_options& o) {
+  const auto& c = m.weights.config;
+  const std::string text = read_calibration_text(o.text);
+  const std::int64_t length = o.prefill + o.steps;
+  model::calibration_run run;
+  run.prefill = o.prefill;
+  run.decode_steps = o.steps;
+  run.k_values = o.k_values;
+  run.mapping = o.mapping;
+  run.prefill_chunk = o.prefill_chunk;
+  measurement r{model::calibrator(c, run, o.granularities), {}, text.size(), 0.0};
+  r.samples = calibration_windows(m.tokenizer, text, o.starts, length, o.text);
+  model::llama_model dense(m.weights, model::dense_layers<backend::cpu_eigen>(c, length));
+  const double start = seconds_now();
+  for (std::size_t i = 0; i < r.samples.size(); ++i) {
+    const std::string label = r.samples.size() == 1 ? std::string()
+                                                    : "sample " + std::to_string(i + 1) + "/" +
+                                                          std::to_string(r.samples.size()) + " ";
+    const std::string prefill_label = label + "prefill ", decode_label = label + "decode  ";
+    double t0 = seconds_now();
+    if (o.progress)
+      r.cal.set_progress(
+          [&](std::int64_t d, std::int64_t n) {
+            progress_bar(prefill_label.c_str(), d, n, t0);
+            if (d == n) t0 = seconds_now();  // the decode bar's clock
+          },
+          [&](std::int64_t d, std::int64_t n) { progress_bar(decode_label.c_str(), d, n, t0); });
+    r.cal.add_sample(dense, r.samples[i].tokens);
+  }
+  r.cal.set_progress({}, {});  // the bars refer to this function's locals
+  r.seconds = seconds_now() - start;
+  return r;
+}
 
 // The calibration for `m`: read from options.file, or measured on options.text and cached under
 // the cache directory (keyed by model file, size, granularity and FC mapping).
@@ -129,25 +278,18 @@ inline calib::calibration obtain_calibration(const loaded_model& m, const std::s
   }
   std::fprintf(stderr, "calibration: measuring CA on %s (%lld prefill + %lld decode steps)\n",
                o.text.c_str(), static_cast<long long>(o.prefill), static_cast<long long>(o.steps));
-  const std::string text = strip_gutenberg(read_text_file(o.text, "calibration text"));
-  auto ids = m.tokenizer.encode(text, false);
-  FASA_CHECK(static_cast<std::int64_t>(ids.size()) >= o.prefill + o.steps, "calibration text '",
-             o.text, "' has only ", ids.size(), " tokens; need ", o.prefill + o.steps);
-  ids.resize(static_cast<std::size_t>(o.prefill + o.steps));
-  model::llama_model dense(m.weights,
-                           model::dense_layers<backend::cpu_eigen>(c, o.prefill + o.steps));
-  model::calibration_run run;
-  run.prefill = o.prefill;
-  run.decode_steps = o.steps;
-  run.k_values = {64, 128, 256, 512, 1024};
-  run.granularity = o.granularity;
-  run.mapping = o.mapping;
-  const double start = seconds_now();
-  run.progress = [&](std::int64_t d, std::int64_t n) { progress_bar("calibrating", d, n, start); };
-  const auto acc = model::calibrate(dense, ids, run);
+  measure_options mo;
+  mo.text = o.text;
+  mo.starts = {0.0};  // the text's first prefill + steps tokens
+  mo.prefill = o.prefill;
+  mo.steps = o.steps;
+  mo.granularities = {o.granularity};
+  mo.mapping = o.mapping;
+  const measurement r = measure_calibration(m, mo);
   calib::calibration::model_info info;
   info.name = c.name;
-  auto cal = calib::make_calibration(acc, c.rope(o.mapping), info, 256, c.head_dim / 8);
+  auto cal = calib::make_calibration(r.cal.accumulator(o.granularity), c.rope(o.mapping), info, 256,
+                                     c.head_dim / 8);
   fs::create_directories(cached.parent_path());
   calib::write_calibration(cal, cached);
   std::fprintf(stderr, "calibration: wrote %s\n", cached.string().c_str());

@@ -88,6 +88,14 @@ class calibrator {
   const std::vector<selection_granularity>& granularities() const { return granularities_; }
   std::int64_t samples() const { return samples_; }
 
+  // Replaces run().prefill_progress and run().progress, e.g. with a bar per sample; empty
+  // functions report nothing.
+  void set_progress(std::function<void(std::int64_t, std::int64_t)> prefill_progress,
+                    std::function<void(std::int64_t, std::int64_t)> progress) {
+    run_.prefill_progress = std::move(prefill_progress);
+    run_.progress = std::move(progress);
+  }
+
   // The sums so far at granularity g (one of granularities()).
   const calib::ca_accumulator& accumulator(selection_granularity g) const {
     for (std::size_t i = 0; i < granularities_.size(); ++i)
