@@ -64,6 +64,13 @@ class agreement_protocol final : public protocol {
   protocol_result run(session& s, const variant& v) override {
     FASA_CHECK(prefill >= 1 && steps >= 1, "--prefill and --steps must be at least 1");
     for (int k : k_values) FASA_CHECK(k >= 1, "--k values must be at least 1, got ", k);
+    // A window K that covers the context makes every CA 1: such K are dropped.
+    const auto covers = [&](int k) { return k >= prefill; };
+    if (std::any_of(k_values.begin(), k_values.end(), covers)) {
+      std::fprintf(stderr, "agreement: dropping windows K >= the %lld-token context\n",
+                   static_cast<long long>(prefill));
+      k_values.erase(std::remove_if(k_values.begin(), k_values.end(), covers), k_values.end());
+    }
     const auto& c = s.config();
     const auto& tokens = corpus_tokens(s);
     FASA_CHECK(static_cast<std::int64_t>(tokens.size()) >= prefill + steps, "'", text, "' has ",

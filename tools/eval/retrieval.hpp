@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <random>
 
+#include "fasa/eval/svg_plot.hpp"
 #include "protocol.hpp"
 
 namespace fasa::tools::eval {
@@ -100,6 +101,7 @@ class retrieval_protocol final : public protocol {
 
   // accuracy_where_dense_found: the share of the cases dense answers that this variant answers.
   void finish(std::vector<row>& summaries, std::vector<row>& samples) override {
+    if (!plot_dir.empty()) plot(summaries, samples);
     std::map<std::string, bool> dense_found;
     for (const auto& r : samples)
       if (r.text("selector") == "dense") dense_found[case_key(r)] = r.number("found") > 0;
@@ -124,6 +126,33 @@ class retrieval_protocol final : public protocol {
     int trial = 0;
     std::vector<std::int32_t> prompt;
   };
+
+  // One depth x length grid of accuracy per variant.
+  void plot(const std::vector<row>& summaries, const std::vector<row>& samples) const {
+    std::vector<std::string> depth_labels, length_labels;
+    for (double d : depths) depth_labels.push_back(variant::format_budget(d));
+    for (auto l : lengths) length_labels.push_back(std::to_string(l));
+    for (const auto& sum : summaries) {
+      std::vector<double> acc(depths.size() * lengths.size(), 0.0), n(acc.size(), 0.0);
+      for (const auto& r : samples) {
+        if (r.text("variant") != sum.text("variant")) continue;
+        const auto di = std::find(depth_labels.begin(), depth_labels.end(), r.text("depth"));
+        const auto li = std::find(length_labels.begin(), length_labels.end(), r.text("length"));
+        if (di == depth_labels.end() || li == length_labels.end()) continue;
+        const auto at = static_cast<std::size_t>(di - depth_labels.begin()) * lengths.size() +
+                        static_cast<std::size_t>(li - length_labels.begin());
+        acc[at] += r.number("found");
+        n[at] += 1;
+      }
+      for (std::size_t i = 0; i < acc.size(); ++i) acc[i] = n[i] > 0 ? acc[i] / n[i] : 0.0;
+      const auto grid = fasa::eval::svg::retrieval_grid(task + ": " + sum.text("variant"), acc,
+                                                        depth_labels, length_labels);
+      const fs::path out = fs::path(plot_dir) / ("retrieval_" + task + "_" +
+                                                 file_name_of(sum.text("variant")) + ".svg");
+      fasa::eval::svg::write_svg(out, fasa::eval::svg::render(grid));
+      std::fprintf(stderr, "wrote %s\n", out.string().c_str());
+    }
+  }
 
   static std::string case_key(const row& r) {
     return r.text("length") + "/" + r.text("depth") + "/" + r.text("trial");

@@ -11,8 +11,10 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <list>
 #include <map>
@@ -121,7 +123,12 @@ class row {
     FASA_CHECK(c != nullptr, "result row has no column '", name, "'");
     if (const auto* d = std::get_if<double>(c)) return *d;
     if (const auto* i = std::get_if<std::int64_t>(c)) return static_cast<double>(*i);
-    FASA_FAIL("result column '", name, "' is not a number");
+    const std::string& s = std::get<std::string>(*c);
+    char* end = nullptr;
+    const double d = std::strtod(s.c_str(), &end);
+    FASA_CHECK(!s.empty() && end == s.c_str() + s.size(), "result column '", name, "' holds '", s,
+               "', not a number");
+    return d;
   }
   std::string text(const std::string& name) const {
     const cell* c = find(name);
@@ -147,6 +154,14 @@ inline row variant_row(const variant& v) {
   r.set("granularity", v.selector == "dense" ? "-" : to_string(v.granularity));
   r.set("mapping", v.selector == "fasa" ? positional::to_string(v.mapping) : "-");
   return r;
+}
+
+// A variant key as a file name: "fasa budget=256 mode=kv_head" -> "fasa_budget-256_mode-kv_head".
+inline std::string file_name_of(const std::string& key) {
+  std::string out;
+  for (char ch : key)
+    out += ch == ' ' ? '_' : ch == '=' ? '-' : (std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_') ? ch : '-';
+  return out;
 }
 
 inline std::string csv_escape(const std::string& s) {
@@ -221,7 +236,8 @@ inline void print_table(const std::vector<row>& rows, const std::vector<std::str
 struct session_options {
   std::string model_path = default_model_path();
   std::string backend = "eigen";
-  std::string calibration_file;  // one file for every fasa variant (then one mode and mapping)
+  // fasa-calibrate files, one per GQA mode and FC mapping the variants use; none: measured
+  std::vector<std::string> calibration_files;
   std::string calibration_text = default_data_dir() + "/text/moby_dick.txt";
   std::vector<int> dense_layers{0};
   double prefix_cache_mb = 4096;  // captured prefixes kept in memory for the next variant
@@ -241,22 +257,30 @@ class session {
   const model::llama_config& config() const { return model_.weights.config; }
   const session_options& options() const { return opt_; }
 
+  // The calibration a fasa variant uses: the --calibration file of its GQA mode and FC mapping,
+  // or, with no files given, one measured on the calibration text (cached on disk).
   const calib::calibration& calibration(const variant& v) {
     const auto key = std::make_pair(v.granularity, v.mapping);
     auto it = calibrations_.find(key);
     if (it != calibrations_.end()) return it->second;
+    if (!opt_.calibration_files.empty()) {
+      std::string have;
+      for (const auto& f : opt_.calibration_files) {
+        auto cal = calib::read_calibration(fs::path(f));
+        calib::check_compatible(cal, config().rope(cal.rope.mapping), config().attention(1));
+        if (cal.granularity == v.granularity && cal.rope.mapping == v.mapping)
+          return calibrations_.emplace(key, std::move(cal)).first->second;
+        have += std::string(have.empty() ? "" : ", ") + "'" + f + "' (" +
+                to_string(cal.granularity) + ", " + positional::to_string(cal.rope.mapping) + ")";
+      }
+      FASA_FAIL("no --calibration file is per ", to_string(v.granularity), " with the ",
+                positional::to_string(v.mapping), " FC mapping, which the variant '", v.key(),
+                "' needs; given: ", have);
+    }
     calibration_options co;
-    co.file = opt_.calibration_file;
     co.text = opt_.calibration_text;
     co.granularity = v.granularity;
     co.mapping = v.mapping;
-    if (!co.file.empty()) {
-      const auto cal = calib::read_calibration(fs::path(co.file));
-      FASA_CHECK(cal.rope.mapping == v.mapping, "calibration file '", co.file, "' uses the ",
-                 positional::to_string(cal.rope.mapping), " FC mapping, but a variant asks for ",
-                 positional::to_string(v.mapping),
-                 "; pass --calibration-text instead to measure one per mapping");
-    }
     return calibrations_.emplace(key, obtain_calibration(model_, opt_.model_path, co))
         .first->second;
   }
@@ -375,10 +399,9 @@ struct common_flags {
   std::vector<int> n_tips{0};
   std::vector<std::string> modes{"query_head"};
   std::vector<std::string> mappings{"rotation_pairs"};
-  std::string csv, json;
+  std::string csv, json, plot_dir;
 
-  void add_to(CLI::App* app, bool sweep_defaults = false) {
-    (void)sweep_defaults;
+  void add_to(CLI::App* app) {
     app->add_option("--model", session.model_path, "GGUF file of a Llama-family model")
         ->capture_default_str();
     app->add_option("--selector", selectors,
@@ -406,9 +429,11 @@ struct common_flags {
                     "paper code's pairing of adjacent dims)")
         ->delimiter(',')
         ->capture_default_str();
-    app->add_option("--calibration", session.calibration_file,
-                    "a calibration file from fasa-calibrate (default: measured once on "
-                    "--calibration-text and cached)");
+    app->add_option("--calibration", session.calibration_files,
+                    "calibration files from fasa-calibrate, comma-separated, one per GQA mode and "
+                    "FC mapping the variants use (default: measured once on --calibration-text "
+                    "with 1,024 prefill tokens and cached)")
+        ->delimiter(',');
     app->add_option("--calibration-text", session.calibration_text,
                     "text to calibrate on when no --calibration file is given")
         ->capture_default_str();
@@ -423,6 +448,9 @@ struct common_flags {
         ->capture_default_str();
     app->add_option("--csv", csv, "write the per-sample and summary rows to this CSV file");
     app->add_option("--json", json, "write the rows and the run's settings to this JSON file");
+    app->add_option("--plot-dir", plot_dir,
+                    "write the protocol's plots (SVG) into this folder (retrieval: one depth x "
+                    "length grid per variant; fasa-ablate: metric vs budget)");
   }
 
   std::vector<variant> variants(const model::llama_config& c) const {
@@ -437,9 +465,12 @@ inline nlohmann::json run_meta(const std::string& protocol, const common_flags& 
   j["protocol"] = protocol;
   j["model"] = s.config().name;
   j["model_file"] = fs::path(f.session.model_path).filename().string();
-  j["calibration"] = f.session.calibration_file.empty()
-                         ? "measured on " + fs::path(f.session.calibration_text).filename().string()
-                         : fs::path(f.session.calibration_file).filename().string();
+  j["calibration"] = nlohmann::json::array();
+  for (const auto& c : f.session.calibration_files)
+    j["calibration"].push_back(fs::path(c).filename().string());
+  if (f.session.calibration_files.empty())
+    j["calibration"].push_back("measured on " +
+                               fs::path(f.session.calibration_text).filename().string());
   j["dense_layers"] = f.session.dense_layers;
   j["backend"] = f.session.backend;
   return j;

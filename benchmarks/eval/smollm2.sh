@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# SPDX-FileCopyrightText: 2026 The fasa authors
+# SPDX-License-Identifier: Apache-2.0
+#
+# Every evaluation behind docs/results.md, on SmolLM2-135M-Instruct with the CPU backend: the
+# calibrations, then each fasa-eval protocol and one fasa-ablate sweep. Writes CSV/JSON/SVG under
+# benchmarks/results/eval/ (and the calibration files under build/eval-calibration/). About an
+# hour on a 2-core machine. Usage: bash benchmarks/eval/smollm2.sh [step ...]
+# with steps from: calibrate ppl retrieval agreement ablate fidelity longbench (default: all).
+set -uo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+bin="${FASA_BIN:-build/cpu-release/tools}"
+out=benchmarks/results/eval
+cal=build/eval-calibration
+data="${FASA_DATA_DIR:-../shared/data}"
+mkdir -p "$out" "$cal"
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-passive}"
+steps=("$@")
+[ ${#steps[@]} -eq 0 ] && steps=(calibrate ppl retrieval agreement ablate fidelity longbench)
+run() { echo "+ $*" | tee -a "$out/commands.log"; "$@"; }
+
+# Calibration at long context: 6,000 prefill tokens + 64 measured decode steps of the Paul Graham
+# essays (a different text from the perplexity windows), both GQA modes, both FC mappings.
+calibrate() {
+  for mapping in rotation_pairs adjacent_dims; do
+    run "$bin/fasa-calibrate" --text "$data/haystack/PaulGrahamEssays.json" --prefill 6000 \
+      --steps 64 --granularity both --mapping "$mapping" --k 256,512,1024,2048 --select-k 1024 \
+      --out "$cal/essays-$mapping.json" --stats-json "$out/calibration-essays-$mapping.json" --quiet
+  done
+}
+cals="$cal/essays-rotation_pairs.query_head.json,$cal/essays-rotation_pairs.kv_head.json"
+cals_all="$cals,$cal/essays-adjacent_dims.query_head.json,$cal/essays-adjacent_dims.kv_head.json"
+
+ppl() {
+  run "$bin/fasa-eval" ppl --windows 3 --prefill 7000 --decode 1000 --budget 0.1 \
+    --selector dense,oracle,fasa --calibration "$cals" \
+    --csv "$out/ppl.csv" --json "$out/ppl.json"
+}
+retrieval() {
+  run "$bin/fasa-eval" retrieval --task needle --lengths 1024,2048,4096,7680 \
+    --depths 0,0.25,0.5,0.75,1 --selector dense,fasa --budget 256 --calibration "$cals" \
+    --csv "$out/retrieval.csv" --json "$out/retrieval.json" --plot-dir "$out/plots"
+}
+agreement() {
+  run "$bin/fasa-eval" agreement --prefill 4096 --steps 16 --selector oracle,fasa --budget 256 \
+    --n-tip 4,8,16 --calibration "$cals" \
+    --csv "$out/agreement.csv" --json "$out/agreement.json"
+}
+ablate() {
+  run "$bin/fasa-ablate" agreement --prefill 2048 --steps 8 --selector oracle,fasa \
+    --budget 64,128,256,512 --n-tip 4,8,16 --granularity query_head,kv_head \
+    --mapping rotation_pairs,adjacent_dims --calibration "$cals_all" \
+    --out "$out/ablate-agreement.csv" --plot-dir "$out/plots"
+}
+fidelity() {
+  run "$bin/fasa-eval" fidelity --prompts 4 --prompt-length 2048 --generate 64 \
+    --selector oracle,fasa --budget 256 --calibration "$cals" \
+    --csv "$out/fidelity.csv" --json "$out/fidelity.json"
+}
+longbench() {
+  run "$bin/fasa-eval" longbench --file "$data/longbench/multi_news.jsonl" --samples 3 \
+    --selector dense,fasa --budget 256 --calibration "$cals" \
+    --csv "$out/longbench.csv" --json "$out/longbench.json"
+}
+
+for s in "${steps[@]}"; do "$s" || echo "step $s failed" | tee -a "$out/commands.log"; done

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# SPDX-FileCopyrightText: 2026 The fasa authors
+# SPDX-License-Identifier: Apache-2.0
+#
+# The model tools' command lines: every tool and subcommand answers --help, and bad flags or
+# files give a non-zero exit with a message naming the problem (never a crash or a silent run).
+# Usage: cli_test.sh TOOLS_DIR. Cases that load a model need $FASA_MODEL (or the default model);
+# without it they are skipped, unless FASA_REQUIRE_MODEL_TESTS=1.
+set -u
+tools="$1"
+fail=0
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+# expect_ok CMD...: exit 0
+expect_ok() {
+  if ! "$@" >"$tmp/out" 2>&1; then
+    echo "FAIL (exit $?): $*"; tail -5 "$tmp/out"; fail=1
+  fi
+}
+# expect_error "message part" CMD...: exit 1 (a handled error, not a signal) and the message
+expect_error() {
+  local want="$1"; shift
+  "$@" >"$tmp/out" 2>&1
+  local rc=$?
+  if [ $rc -eq 0 ] || [ $rc -gt 128 ] || ! grep -qF -- "$want" "$tmp/out"; then
+    echo "FAIL (exit $rc, want an error saying '$want'): $*"; tail -5 "$tmp/out"; fail=1
+  fi
+}
+
+for sub in ppl retrieval agreement fidelity longbench; do
+  expect_ok "$tools/fasa-eval" "$sub" --help
+  expect_ok "$tools/fasa-ablate" "$sub" --help
+done
+expect_ok "$tools/fasa-calibrate" --help
+expect_error "subcommand" "$tools/fasa-eval"
+expect_error "--out is required" "$tools/fasa-ablate" ppl
+expect_error "not a valid value" "$tools/fasa-eval" retrieval --task haystack
+expect_error "does not exist" "$tools/fasa-eval" ppl --model "$tmp/missing.gguf"
+printf 'GGUF\003\000\000\000garbage' >"$tmp/bad.gguf"
+expect_error "bad.gguf" "$tools/fasa-eval" ppl --model "$tmp/bad.gguf"
+expect_error "does not exist" "$tools/fasa-calibrate" --model "$tmp/missing.gguf"
+
+model="${FASA_MODEL:-$HOME/.cache/fasa/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
+if [ -f "$model" ]; then
+  m=(--model "$model")
+  expect_error "--budget must be positive" "$tools/fasa-eval" ppl "${m[@]}" --budget 0
+  expect_error "unknown selector 'h2o'" "$tools/fasa-eval" ppl "${m[@]}" --selector h2o
+  expect_error "unknown granularity" "$tools/fasa-eval" ppl "${m[@]}" --granularity per_token
+  expect_error "cannot open text" "$tools/fasa-eval" ppl "${m[@]}" --text "$tmp/none.txt"
+  echo "too short" >"$tmp/short.txt"
+  expect_error "windows of" "$tools/fasa-eval" ppl "${m[@]}" --text "$tmp/short.txt" --selector dense
+  echo "{not json" >"$tmp/cal.json"
+  expect_error "cal.json" "$tools/fasa-eval" ppl "${m[@]}" --selector fasa --calibration "$tmp/cal.json" \
+    --windows 1 --prefill 8 --decode 2 --skip 0
+  echo '{"input": "", "context": "x"}' >"$tmp/lb.jsonl"
+  expect_error "answers" "$tools/fasa-eval" longbench "${m[@]}" --file "$tmp/lb.jsonl" --task multi_news
+  expect_error "depths must lie in [0, 1]" "$tools/fasa-eval" retrieval "${m[@]}" --depths 1.5
+  expect_error "the folder" "$tools/fasa-eval" ppl "${m[@]}" --csv "$tmp/no/such/dir/x.csv"
+  expect_error "--n-tip" "$tools/fasa-eval" agreement "${m[@]}" --selector fasa --n-tip 40 \
+    --prefill 16 --steps 1 --calibration "$tmp/cal.json"
+elif [ "${FASA_REQUIRE_MODEL_TESTS:-0}" = 1 ]; then
+  echo "FAIL: the model $model is missing and FASA_REQUIRE_MODEL_TESTS=1"; fail=1
+else
+  echo "skipped the model cases: $model is missing"
+fi
+
+[ $fail -eq 0 ] && echo "all CLI cases passed"
+exit $fail
