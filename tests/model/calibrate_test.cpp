@@ -134,6 +134,16 @@ TEST_CASE("calibrate: a prefill in blocks measures what one block does, and repo
   REQUIRE(steps.size() == 12);
   CHECK(steps.front() == 1);
   CHECK(steps.back() == 12);
+  // set_progress replaces both callbacks (an empty one reports nothing)
+  calibrator cal(w.config, run);
+  int replaced = 0;
+  cal.set_progress({}, [&](std::int64_t, std::int64_t) { ++replaced; });
+  prefilled.clear();
+  steps.clear();
+  cal.add_sample(m, tokens);
+  CHECK(replaced == 12);
+  CHECK(prefilled.empty());
+  CHECK(steps.empty());
   // Blocked matrix products round differently, which may swap two nearly equal scores at a top-K
   // boundary: at most a few 1/K steps of CA, and the dominant FCs stay the same.
   const double diff = max_abs_diff(one, blocks);
