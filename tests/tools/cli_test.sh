@@ -35,7 +35,7 @@ done
 expect_ok "$tools/fasa-calibrate" --help
 expect_error "subcommand" "$tools/fasa-eval"
 expect_error "--out is required" "$tools/fasa-ablate" ppl
-expect_error "not a valid value" "$tools/fasa-eval" retrieval --task haystack
+expect_error "haystack not in {needle,passkey}" "$tools/fasa-eval" retrieval --task haystack
 expect_error "does not exist" "$tools/fasa-eval" ppl --model "$tmp/missing.gguf"
 printf 'GGUF\003\000\000\000garbage' >"$tmp/bad.gguf"
 expect_error "bad.gguf" "$tools/fasa-eval" ppl --model "$tmp/bad.gguf"
@@ -57,8 +57,8 @@ if [ -f "$model" ]; then
   expect_error "answers" "$tools/fasa-eval" longbench "${m[@]}" --file "$tmp/lb.jsonl" --task multi_news
   expect_error "depths must lie in [0, 1]" "$tools/fasa-eval" retrieval "${m[@]}" --depths 1.5
   expect_error "the folder" "$tools/fasa-eval" ppl "${m[@]}" --csv "$tmp/no/such/dir/x.csv"
-  expect_error "--n-tip" "$tools/fasa-eval" agreement "${m[@]}" --selector fasa --n-tip 40 \
-    --prefill 16 --steps 1 --calibration "$tmp/cal.json"
+  expect_error "--n-tip 40 exceeds" "$tools/fasa-eval" agreement "${m[@]}" --selector fasa \
+    --n-tip 40 --prefill 16 --steps 1 --calibration "$tmp/cal.json"
 elif [ "${FASA_REQUIRE_MODEL_TESTS:-0}" = 1 ]; then
   echo "FAIL: the model $model is missing and FASA_REQUIRE_MODEL_TESTS=1"; fail=1
 else

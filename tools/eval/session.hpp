@@ -296,8 +296,6 @@ class session {
     a.dense_layers = opt_.dense_layers;
     a.capacity = capacity;
     const calib::calibration* cal = v.selector == "fasa" ? &calibration(v) : nullptr;
-    FASA_CHECK(v.selector != "fasa" || 2 * v.n_tip <= config().head_dim, "--n-tip ", v.n_tip,
-               " exceeds the ", config().head_dim / 2, " FCs per head of this model");
     return std::make_unique<model::llama_model>(model_.weights,
                                                 build_attention(config(), a, cal));
   }
@@ -454,6 +452,9 @@ struct common_flags {
   }
 
   std::vector<variant> variants(const model::llama_config& c) const {
+    for (int n : n_tips)
+      FASA_CHECK(n <= c.head_dim / 2, "--n-tip ", n, " exceeds the ", c.head_dim / 2,
+                 " FCs per head of this model");
     return expand_variants(selectors, budgets, n_tips, modes, mappings, c.head_dim / 8);
   }
 };
