@@ -134,7 +134,8 @@ class agreement_protocol final : public protocol {
           for (int j = 0; j < d; ++j) {
             qu[static_cast<std::size_t>(j)] = 0;
             for (int m2 = 0; m2 < group; ++m2)
-              qu[static_cast<std::size_t>(j)] += q_rot[static_cast<std::size_t>((g * group + m2) * d + j)];
+              qu[static_cast<std::size_t>(j)] +=
+                  q_rot[static_cast<std::size_t>((g * group + m2) * d + j)];
           }
         auto dot = [&](const float* x, std::int64_t tok, const std::vector<int>* fcs) {
           const float* k = keys + tok * d;
@@ -150,7 +151,8 @@ class agreement_protocol final : public protocol {
           return sum;
         };
         std::vector<float> full(static_cast<std::size_t>(t)), unit(static_cast<std::size_t>(t));
-        for (std::int64_t j = 0; j < t; ++j) full[static_cast<std::size_t>(j)] = dot(qh, j, nullptr);
+        for (std::int64_t j = 0; j < t; ++j)
+          full[static_cast<std::size_t>(j)] = dot(qh, j, nullptr);
         const std::vector<int>* dom = nullptr;
         if (v.selector == "fasa") {
           const int u = v.granularity == selection_granularity::kv_head ? g : h;
@@ -162,7 +164,8 @@ class agreement_protocol final : public protocol {
           chosen.resize(static_cast<std::size_t>(t));
           std::iota(chosen.begin(), chosen.end(), 0);
         } else {
-          for (std::int64_t j = 0; j < t; ++j) unit[static_cast<std::size_t>(j)] = dot(qu.data(), j, dom);
+          for (std::int64_t j = 0; j < t; ++j)
+            unit[static_cast<std::size_t>(j)] = dot(qu.data(), j, dom);
           select_top_k(unit, keep, {}, chosen, scratch);
         }
         // Dense attention probabilities and outputs, in double.
@@ -171,16 +174,20 @@ class agreement_protocol final : public protocol {
         std::vector<double> p(static_cast<std::size_t>(t));
         double z = 0;
         for (std::int64_t j = 0; j < t; ++j)
-          z += p[static_cast<std::size_t>(j)] = std::exp((full[static_cast<std::size_t>(j)] - mx) * scale);
-        std::vector<double> o_dense(static_cast<std::size_t>(d), 0.0), o_sel(static_cast<std::size_t>(d), 0.0);
+          z += p[static_cast<std::size_t>(j)] =
+              std::exp((full[static_cast<std::size_t>(j)] - mx) * scale);
+        std::vector<double> o_dense(static_cast<std::size_t>(d), 0.0),
+            o_sel(static_cast<std::size_t>(d), 0.0);
         for (std::int64_t j = 0; j < t; ++j)
           for (int e = 0; e < d; ++e)
-            o_dense[static_cast<std::size_t>(e)] += p[static_cast<std::size_t>(j)] / z * values[j * d + e];
+            o_dense[static_cast<std::size_t>(e)] +=
+                p[static_cast<std::size_t>(j)] / z * values[j * d + e];
         double zs = 0;
         for (auto j : chosen) zs += p[static_cast<std::size_t>(j)];
         for (auto j : chosen)
           for (int e = 0; e < d; ++e)
-            o_sel[static_cast<std::size_t>(e)] += p[static_cast<std::size_t>(j)] / zs * values[static_cast<std::int64_t>(j) * d + e];
+            o_sel[static_cast<std::size_t>(e)] +=
+                p[static_cast<std::size_t>(j)] / zs * values[static_cast<std::int64_t>(j) * d + e];
         double num = 0, den = 0;
         for (int e = 0; e < d; ++e) {
           num += (o_sel[static_cast<std::size_t>(e)] - o_dense[static_cast<std::size_t>(e)]) *
@@ -224,7 +231,8 @@ class agreement_protocol final : public protocol {
           a.err += den > 0 ? std::sqrt(num / den) : 0.0;
           a.n += 1;
           if (dom) {
-            for (std::size_t ki = 0; ki < nk; ++ki) a.ca_dom[ki] += ca_dom[ki], a.ca_rand[ki] += ca_rand[ki];
+            for (std::size_t ki = 0; ki < nk; ++ki)
+              a.ca_dom[ki] += ca_dom[ki], a.ca_rand[ki] += ca_rand[ki];
             a.n_ca += 1;
           }
         }
@@ -266,8 +274,10 @@ class agreement_protocol final : public protocol {
     res.summary.set("rel_err", total.err / total.n);
     if (total.n_ca > 0)
       for (std::size_t ki = 0; ki < nk; ++ki) {
-        res.summary.set("ca_dominant_k" + std::to_string(k_values[ki]), total.ca_dom[ki] / total.n_ca);
-        res.summary.set("ca_random_k" + std::to_string(k_values[ki]), total.ca_rand[ki] / total.n_ca);
+        res.summary.set("ca_dominant_k" + std::to_string(k_values[ki]),
+                        total.ca_dom[ki] / total.n_ca);
+        res.summary.set("ca_random_k" + std::to_string(k_values[ki]),
+                        total.ca_rand[ki] / total.n_ca);
       }
     res.summary.set("seconds", seconds_now() - start);
     return res;
@@ -278,7 +288,8 @@ class agreement_protocol final : public protocol {
     if (tokens_.empty()) {
       std::string t = read_corpus(text);
       // A window needs (prefill + steps) tokens; about 8 characters a token is ample.
-      t.resize(std::min<std::size_t>(t.size(), static_cast<std::size_t>(prefill + steps) * 8 + 1024));
+      t.resize(
+          std::min<std::size_t>(t.size(), static_cast<std::size_t>(prefill + steps) * 8 + 1024));
       tokens_ = s.model().tokenizer.encode(t, false);
     }
     return tokens_;

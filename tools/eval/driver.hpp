@@ -49,8 +49,7 @@ inline int run_protocol(protocol& p, const common_flags& f) {
     for (auto& x : r.samples) samples.push_back(std::move(x));
   }
   p.finish(summaries, samples);
-  std::printf("%s on %s (%s)\n\n", p.name().c_str(), s.config().name.c_str(),
-              p.settings().c_str());
+  std::printf("%s on %s (%s)\n\n", p.name().c_str(), s.config().name.c_str(), p.settings().c_str());
   std::vector<std::string> cols;
   for (const auto& c : p.table_columns())
     for (const auto& r : summaries)
@@ -87,9 +86,12 @@ inline std::vector<row> read_csv(const std::string& path) {
   for (std::size_t i = 0; i < text.size(); ++i) {
     const char ch = text[i];
     if (quoted) {
-      if (ch == '"' && i + 1 < text.size() && text[i + 1] == '"') cell += '"', ++i;
-      else if (ch == '"') quoted = false;
-      else cell += ch;
+      if (ch == '"' && i + 1 < text.size() && text[i + 1] == '"')
+        cell += '"', ++i;
+      else if (ch == '"')
+        quoted = false;
+      else
+        cell += ch;
     } else if (ch == '"') {
       quoted = any = true;
     } else if (ch == ',') {
@@ -195,7 +197,8 @@ inline int run_sweep(protocol& p, const common_flags& f, const std::string& out)
   session s(f.session);
   const auto variants = f.variants(s.config());
   std::string settings = p.settings() + " calibration=";
-  for (const auto& c : f.session.calibration_files) settings += fs::path(c).filename().string() + ";";
+  for (const auto& c : f.session.calibration_files)
+    settings += fs::path(c).filename().string() + ";";
   if (f.session.calibration_files.empty())
     settings += "measured:" + fs::path(f.session.calibration_text).filename().string();
   auto done = [&](const variant& v) {

@@ -32,8 +32,7 @@ class longbench_protocol final : public protocol {
                     "the LongBench task whose prompt and metric apply (default: the file name, "
                     "e.g. multi_news); known: " +
                         fasa::eval::longbench_task_names());
-    app->add_option("--samples", samples, "samples scored, from --first on")
-        ->capture_default_str();
+    app->add_option("--samples", samples, "samples scored, from --first on")->capture_default_str();
     app->add_option("--first", first, "index of the first sample")->capture_default_str();
     app->add_option("--max-length", max_length,
                     "prompt limit in tokens before the chat template (middle truncation, as "
@@ -111,8 +110,8 @@ class longbench_protocol final : public protocol {
 
   std::string generate(session& s, model::llama_model& m, std::size_t i, double* frac = nullptr) {
     const auto& tok = s.model().tokenizer;
-    const auto ids = s.greedy(m, "longbench:" + file + ":" + std::to_string(first + i),
-                              prompts_[i], new_tokens(), frac);
+    const auto ids = s.greedy(m, "longbench:" + file + ":" + std::to_string(first + i), prompts_[i],
+                              new_tokens(), frac);
     std::string text = tok.decode(ids, false);
     // samsum: pred.py also ends generation at a newline after the first new token.
     if (task_->stop_at_newline) {
@@ -130,7 +129,8 @@ class longbench_protocol final : public protocol {
     FASA_CHECK(max_new_tokens >= 0, "--max-new-tokens must be >= 0, got ", max_new_tokens);
     const auto all = fasa::eval::read_longbench_jsonl(fs::path(file));
     FASA_CHECK(static_cast<std::size_t>(first + samples) <= all.size(), "'", file, "' has ",
-               all.size(), " samples; --first ", first, " + --samples ", samples, " is past the end");
+               all.size(), " samples; --first ", first, " + --samples ", samples,
+               " is past the end");
     fasa::eval::longbench_prompt_options o;
     o.max_length = static_cast<std::size_t>(max_length);
     if (!no_chat && s.model().file.has("tokenizer.chat_template"))

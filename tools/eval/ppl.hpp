@@ -68,13 +68,11 @@ class ppl_protocol final : public protocol {
     const double start = seconds_now();
     const std::string label = "ppl " + v.key();
     for (int w = 0; w < windows; ++w) {
-      const std::int64_t first =
-          skip + (windows == 1 ? 0 : w * ((n - skip - len) / (windows - 1)));
+      const std::int64_t first = skip + (windows == 1 ? 0 : w * ((n - skip - len) / (windows - 1)));
       const std::vector<std::int32_t> window(tokens.begin() + first, tokens.begin() + first + len);
       const std::vector<std::int32_t> head(window.begin(), window.begin() + prefill - 1);
-      m->load_prefix(s.prefix("ppl:" + text + ":" + std::to_string(first) + "+" +
-                                  std::to_string(prefill - 1),
-                              head));
+      m->load_prefix(s.prefix(
+          "ppl:" + text + ":" + std::to_string(first) + "+" + std::to_string(prefill - 1), head));
       double nll = 0;
       for (std::int64_t i = 0; i < decode; ++i) {
         const auto logits = m->decode(window[static_cast<std::size_t>(prefill - 1 + i)]);

@@ -61,7 +61,7 @@ class retrieval_protocol final : public protocol {
   }
   std::string metric() const override { return "accuracy"; }
   std::vector<std::string> table_columns() const override {
-    return {"variant", "accuracy", "found", "cases", "accuracy_where_dense_found",
+    return {"variant",         "accuracy", "found", "cases", "accuracy_where_dense_found",
             "kv_read_fraction"};
   }
 
@@ -147,8 +147,8 @@ class retrieval_protocol final : public protocol {
       for (std::size_t i = 0; i < acc.size(); ++i) acc[i] = n[i] > 0 ? acc[i] / n[i] : 0.0;
       const auto grid = fasa::eval::svg::retrieval_grid(task + ": " + sum.text("variant"), acc,
                                                         depth_labels, length_labels);
-      const fs::path out = fs::path(plot_dir) / ("retrieval_" + task + "_" +
-                                                 file_name_of(sum.text("variant")) + ".svg");
+      const fs::path out = fs::path(plot_dir) /
+                           ("retrieval_" + task + "_" + file_name_of(sum.text("variant")) + ".svg");
       fasa::eval::svg::write_svg(out, fasa::eval::svg::render(grid));
       std::fprintf(stderr, "wrote %s\n", out.string().c_str());
     }
@@ -163,29 +163,32 @@ class retrieval_protocol final : public protocol {
     FASA_CHECK(!lengths.empty() && !depths.empty(), "--lengths and --depths need values");
     FASA_CHECK(trials >= 1, "--trials must be at least 1, got ", trials);
     FASA_CHECK(answer_tokens >= 1, "--answer-tokens must be at least 1, got ", answer_tokens);
-    for (double d : depths)
-      FASA_CHECK(d >= 0 && d <= 1, "--depths must lie in [0, 1], got ", d);
+    for (double d : depths) FASA_CHECK(d >= 0 && d <= 1, "--depths must lie in [0, 1], got ", d);
     const auto& tok = s.model().tokenizer;
     std::string intro, question, filler;
     if (task == "needle") {
-      intro = "Below is a collection of essays. Somewhere in it is a special magic number. "
-              "Remember it.\n\n";
-      question = "\n\nWhat is the special magic number mentioned in the essays above? The "
-                 "special magic number is";
+      intro =
+          "Below is a collection of essays. Somewhere in it is a special magic number. "
+          "Remember it.\n\n";
+      question =
+          "\n\nWhat is the special magic number mentioned in the essays above? The "
+          "special magic number is";
       // The haystack's first ~70K characters hold more than the longest prompt's tokens.
       std::string text = read_corpus(haystack);
       const std::int64_t longest = *std::max_element(lengths.begin(), lengths.end());
       text.resize(std::min<std::size_t>(text.size(), static_cast<std::size_t>(longest) * 8));
       filler_tokens_ = tok.encode(text, false);
     } else {
-      intro = "There is an important info hidden inside a lot of irrelevant text. Find it and "
-              "memorize it. I will quiz you about the important information there.\n";
+      intro =
+          "There is an important info hidden inside a lot of irrelevant text. Find it and "
+          "memorize it. I will quiz you about the important information there.\n";
       question = "\nWhat is the pass key? The pass key is";
       std::string text;
       const std::int64_t longest = *std::max_element(lengths.begin(), lengths.end());
       while (static_cast<std::int64_t>(text.size()) < longest * 6)
-        text += "The grass is green. The sky is blue. The sun is yellow. Here we go. There and "
-                "back again. ";
+        text +=
+            "The grass is green. The sky is blue. The sun is yellow. Here we go. There and "
+            "back again. ";
       filler_tokens_ = tok.encode(text, false);
     }
     std::mt19937 rng(seed);
@@ -200,21 +203,20 @@ class retrieval_protocol final : public protocol {
           c.trial = t;
           c.number = std::to_string(first_digit(rng));
           for (int i = 1; i < digits; ++i) c.number += std::to_string(digit(rng));
-          const std::string needle =
-              task == "needle"
-                  ? " The special magic number is " + c.number + ". "
-                  : " The pass key is " + c.number + ". Remember it. " + c.number +
-                        " is the pass key. ";
-          const auto fixed = static_cast<std::int64_t>(
-              tok.encode(intro, false).size() + tok.encode(needle, false).size() +
-              tok.encode(question, false).size() + 1);
+          const std::string needle = task == "needle"
+                                         ? " The special magic number is " + c.number + ". "
+                                         : " The pass key is " + c.number + ". Remember it. " +
+                                               c.number + " is the pass key. ";
+          const auto fixed = static_cast<std::int64_t>(tok.encode(intro, false).size() +
+                                                       tok.encode(needle, false).size() +
+                                                       tok.encode(question, false).size() + 1);
           const std::int64_t room = len - fixed;
           FASA_CHECK(room >= 16, "--lengths ", len, " leaves no room for text around the needle");
           FASA_CHECK(room <= static_cast<std::int64_t>(filler_tokens_.size()), "the haystack '",
                      haystack, "' has only ", filler_tokens_.size(), " tokens; length ", len,
                      " needs ", room);
-          std::string body = tok.decode(std::span<const std::int32_t>(
-              filler_tokens_.data(), static_cast<std::size_t>(room)));
+          std::string body = tok.decode(
+              std::span<const std::int32_t>(filler_tokens_.data(), static_cast<std::size_t>(room)));
           // The needle goes after the sentence end nearest its depth.
           std::size_t at = static_cast<std::size_t>(depth * static_cast<double>(body.size()));
           if (at > 0 && at < body.size()) {

@@ -110,7 +110,9 @@ class row {
   row& set(const std::string& name, int value) { return set(name, cell{std::int64_t{value}}); }
   row& set(const std::string& name, std::int64_t value) { return set(name, cell{value}); }
   row& set(const std::string& name, double value) { return set(name, cell{value}); }
-  row& set(const std::string& name, const char* value) { return set(name, cell{std::string(value)}); }
+  row& set(const std::string& name, const char* value) {
+    return set(name, cell{std::string(value)});
+  }
   row& set(const std::string& name, const std::string& value) { return set(name, cell{value}); }
   const std::vector<std::pair<std::string, cell>>& cells() const { return cells_; }
   const cell* find(const std::string& name) const {
@@ -160,7 +162,10 @@ inline row variant_row(const variant& v) {
 inline std::string file_name_of(const std::string& key) {
   std::string out;
   for (char ch : key)
-    out += ch == ' ' ? '_' : ch == '=' ? '-' : (std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_') ? ch : '-';
+    out += ch == ' '                                                                  ? '_'
+           : ch == '='                                                                ? '-'
+           : (std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_') ? ch
+                                                                                      : '-';
   return out;
 }
 
@@ -187,7 +192,8 @@ inline void write_csv(const std::vector<row>& rows, const std::string& path) {
   for (std::size_t i = 0; i < cols.size(); ++i) out << (i ? "," : "") << csv_escape(cols[i]);
   out << "\n";
   for (const auto& r : rows) {
-    for (std::size_t i = 0; i < cols.size(); ++i) out << (i ? "," : "") << csv_escape(r.text(cols[i]));
+    for (std::size_t i = 0; i < cols.size(); ++i)
+      out << (i ? "," : "") << csv_escape(r.text(cols[i]));
     out << "\n";
   }
   FASA_CHECK(out.good(), "writing the CSV file '", path, "' failed");
@@ -296,8 +302,7 @@ class session {
     a.dense_layers = opt_.dense_layers;
     a.capacity = capacity;
     const calib::calibration* cal = v.selector == "fasa" ? &calibration(v) : nullptr;
-    return std::make_unique<model::llama_model>(model_.weights,
-                                                build_attention(config(), a, cal));
+    return std::make_unique<model::llama_model>(model_.weights, build_attention(config(), a, cal));
   }
 
   // The dense prefill of `tokens`, captured once per sample id and reused.

@@ -75,9 +75,9 @@ inline void rms_norm(const row_matrix& x, const Eigen::VectorXf& weight, float e
 // prefix can start any number of compositions at the same place without recomputing it: an
 // evaluation prefills a 7,000-token window once and decodes it under each selector.
 struct kv_prefix {
-  std::vector<std::int32_t> tokens;         // what was prefilled
-  std::vector<std::vector<float>> k, v;     // per layer: [tokens, n_kv_heads, head_dim]
-  std::vector<float> logits;                // of the last prefilled token: [vocab_size]
+  std::vector<std::int32_t> tokens;      // what was prefilled
+  std::vector<std::vector<float>> k, v;  // per layer: [tokens, n_kv_heads, head_dim]
+  std::vector<float> logits;             // of the last prefilled token: [vocab_size]
 
   std::int64_t size() const { return static_cast<std::int64_t>(tokens.size()); }
   std::size_t bytes() const {
@@ -170,8 +170,8 @@ class llama_model {
     FASA_CHECK(p.size() >= 1 && p.k.size() == layers_.size() && p.v.size() == layers_.size() &&
                    p.logits.size() == static_cast<std::size_t>(c.vocab_size),
                "llama_model::load_prefix: the prefix was captured on a different model (",
-               p.k.size(), " layers, ", p.logits.size(), " logits; this model has ",
-               layers_.size(), " and ", c.vocab_size, ")");
+               p.k.size(), " layers, ", p.logits.size(), " logits; this model has ", layers_.size(),
+               " and ", c.vocab_size, ")");
     FASA_CHECK(p.size() <= capacity(), "llama_model::load_prefix: a prefix of ", p.size(),
                " tokens exceeds the cache capacity of ", capacity(), " tokens");
     reset();
