@@ -51,14 +51,16 @@ if [ -f "$model" ]; then
   echo "too short" >"$tmp/short.txt"
   expect_error "windows of" "$tools/fasa-eval" ppl "${m[@]}" --text "$tmp/short.txt" --selector dense
   echo "{not json" >"$tmp/cal.json"
+  for i in $(seq 50); do echo "Call me Ishmael. Some years ago, never mind how long precisely."; done \
+    >"$tmp/text.txt"
   expect_error "cal.json" "$tools/fasa-eval" ppl "${m[@]}" --selector fasa --calibration "$tmp/cal.json" \
-    --windows 1 --prefill 8 --decode 2 --skip 0
+    --windows 1 --prefill 8 --decode 2 --skip 0 --text "$tmp/text.txt"
   echo '{"input": "", "context": "x"}' >"$tmp/lb.jsonl"
   expect_error "answers" "$tools/fasa-eval" longbench "${m[@]}" --file "$tmp/lb.jsonl" --task multi_news
   expect_error "depths must lie in [0, 1]" "$tools/fasa-eval" retrieval "${m[@]}" --depths 1.5
   expect_error "the folder" "$tools/fasa-eval" ppl "${m[@]}" --csv "$tmp/no/such/dir/x.csv"
   expect_error "--n-tip 40 exceeds" "$tools/fasa-eval" agreement "${m[@]}" --selector fasa \
-    --n-tip 40 --prefill 16 --steps 1 --calibration "$tmp/cal.json"
+    --n-tip 40 --prefill 16 --steps 1 --calibration "$tmp/cal.json" --text "$tmp/text.txt"
 elif [ "${FASA_REQUIRE_MODEL_TESTS:-0}" = 1 ]; then
   echo "FAIL: the model $model is missing and FASA_REQUIRE_MODEL_TESTS=1"; fail=1
 else
