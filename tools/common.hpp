@@ -113,30 +113,33 @@ struct calibration_options {
   positional::fc_mapping mapping = positional::fc_mapping::rotation_pairs;
 };
 
-// A calibration text: a JSON file {"text": "..."} (the haystack essays) when the name ends in
-// .json, else plain text, without its licence header and footer when it is a Project Gutenberg
-// book.
-inline std::string read_calibration_text(const std::string& path) {
-  FASA_CHECK(fs::is_regular_file(path), "calibration text '", path, "' does not exist");
-  std::string raw = read_text_file(path, "calibration text");
+// A text the tools read (`what` names it in errors): a JSON file {"text": "..."} (the haystack
+// essays) when the name ends in .json, else plain text, without its licence header and footer
+// when it is a Project Gutenberg book.
+inline std::string read_text_corpus(const std::string& path, const char* what) {
+  std::string raw = read_text_file(path, what);
   std::string text;
   if (fs::path(path).extension() == ".json") {
     nlohmann::json j;
     try {
       j = nlohmann::json::parse(raw);
     } catch (const nlohmann::json::exception& e) {
-      FASA_FAIL("calibration text '", path, "' is not valid JSON (", e.what(), ")");
+      FASA_FAIL(what, " '", path, "' is not valid JSON (", e.what(), ")");
     }
-    FASA_CHECK(j.is_object() && j.contains("text") && j["text"].is_string(), "calibration text '",
-               path, "': expected a JSON object with a string field \"text\", like ",
+    FASA_CHECK(j.is_object() && j.contains("text") && j["text"].is_string(), what, " '", path,
+               "': expected a JSON object with a string field \"text\", like ",
                "haystack/PaulGrahamEssays.json");
     text = j["text"].get<std::string>();
   } else {
     text = raw.find("*** START OF") != std::string::npos ? strip_gutenberg(raw) : std::move(raw);
   }
-  FASA_CHECK(text.find_first_not_of(" \t\r\n") != std::string::npos, "calibration text '", path,
+  FASA_CHECK(text.find_first_not_of(" \t\r\n") != std::string::npos, what, " '", path,
              "' is empty");
   return text;
+}
+
+inline std::string read_calibration_text(const std::string& path) {
+  return read_text_corpus(path, "calibration text");
 }
 
 // One window of a calibration text.
@@ -306,6 +309,16 @@ inline int calibration_window(const calib::calibration& cal, std::int64_t budget
   return k;
 }
 
+// The dominant FC sets a fasa variant runs with: N_tip (0: head_dim/8) FCs per unit, chosen at
+// the calibration window for the budget (a fractional budget uses K = 1024, the official code's
+// rule).
+inline calib::dominant_fc_sets dominant_sets_for(const calib::calibration& cal, token_budget budget,
+                                                 int n_tip, int head_dim) {
+  const std::int64_t b = budget.is_fraction() ? 1024 : budget.count();
+  return calib::choose_dominant_fcs(cal.ca(), calibration_window(cal, b),
+                                    n_tip > 0 ? n_tip : head_dim / 8);
+}
+
 // ---- the dispatch table: selector names -> compositions --------------------------------------
 
 struct attention_options {
@@ -352,9 +365,7 @@ std::vector<std::unique_ptr<model::layer_attention>> build_attention_on(
   }
   if (o.selector == "fasa") {
     FASA_CHECK(cal != nullptr, "the fasa selector needs a calibration");
-    const int n_tip = o.n_tip > 0 ? o.n_tip : c.head_dim / 8;
-    const std::int64_t b = budget.is_fraction() ? 1024 : budget.count();
-    const auto dominant = calib::choose_dominant_fcs(cal->ca(), calibration_window(*cal, b), n_tip);
+    const auto dominant = dominant_sets_for(*cal, budget, o.n_tip, c.head_dim);
     return model::fasa_c_layers<Backend>(c, plan, dominant, o.granularity, budget);
   }
   FASA_FAIL("unknown selector '", o.selector, "'; known: dense, oracle, fasa");

@@ -80,11 +80,7 @@ class agreement_protocol final : public protocol {
     const token_budget budget = parse_budget(v.budget);
     // The variant's dominant FC sets: the same choice build_attention makes.
     calib::dominant_fc_sets dominant;
-    if (v.selector == "fasa") {
-      const auto& cal = s.calibration(v);
-      const std::int64_t b = budget.is_fraction() ? 1024 : budget.count();
-      dominant = calib::choose_dominant_fcs(cal.ca(), calibration_window(cal, b), v.n_tip);
-    }
+    if (v.selector == "fasa") dominant = dominant_sets_for(s.calibration(v), budget, v.n_tip, d);
     const std::size_t nk = k_values.size();
     struct acc {
       double recall = 0, mass = 0, err = 0, n = 0;
@@ -286,7 +282,7 @@ class agreement_protocol final : public protocol {
  private:
   const std::vector<std::int32_t>& corpus_tokens(session& s) {
     if (tokens_.empty()) {
-      std::string t = read_corpus(text);
+      std::string t = read_text_corpus(text, "text");
       // A window needs (prefill + steps) tokens; about 8 characters a token is ample.
       t.resize(
           std::min<std::size_t>(t.size(), static_cast<std::size_t>(prefill + steps) * 8 + 1024));

@@ -102,7 +102,7 @@ class fidelity_protocol final : public protocol {
 
   const std::vector<std::vector<std::int32_t>>& prompt_list(session& s) {
     if (!prompts_.empty()) return prompts_;
-    const auto tokens = s.model().tokenizer.encode(read_corpus(text), false);
+    const auto tokens = s.model().tokenizer.encode(read_text_corpus(text, "text"), false);
     const auto n = static_cast<std::int64_t>(tokens.size());
     FASA_CHECK(n >= prompt_length * prompts, "'", text, "' has ", n, " tokens; ", prompts,
                " prompts of ", prompt_length, " need ", prompt_length * prompts);

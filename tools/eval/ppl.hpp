@@ -112,7 +112,7 @@ class ppl_protocol final : public protocol {
   const std::vector<std::int32_t>& corpus_tokens(session& s) {
     if (tokens_.empty()) {
       std::fprintf(stderr, "ppl: tokenizing %s\n", text.c_str());
-      tokens_ = s.model().tokenizer.encode(read_corpus(text), false);
+      tokens_ = s.model().tokenizer.encode(read_text_corpus(text, "text"), false);
     }
     return tokens_;
   }

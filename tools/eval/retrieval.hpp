@@ -174,7 +174,7 @@ class retrieval_protocol final : public protocol {
           "\n\nWhat is the special magic number mentioned in the essays above? The "
           "special magic number is";
       // The haystack's first ~70K characters hold more than the longest prompt's tokens.
-      std::string text = read_corpus(haystack);
+      std::string text = read_text_corpus(haystack, "text");
       const std::int64_t longest = *std::max_element(lengths.begin(), lengths.end());
       text.resize(std::min<std::size_t>(text.size(), static_cast<std::size_t>(longest) * 8));
       filler_tokens_ = tok.encode(text, false);

@@ -376,23 +376,6 @@ inline double token_nll(std::span<const float> logits, std::int32_t target) {
   return std::log(sum) + mx - logits[static_cast<std::size_t>(target)];
 }
 
-// Reads a text file, a Gutenberg book (licence stripped) or a JSON {"text": ...} haystack.
-inline std::string read_corpus(const std::string& path) {
-  const std::string raw = read_text_file(path, "text");
-  if (fs::path(path).extension() == ".json") {
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(raw);
-    } catch (const std::exception& e) {
-      FASA_FAIL("'", path, "' is not valid JSON: ", e.what());
-    }
-    FASA_CHECK(j.is_object() && j.contains("text") && j["text"].is_string(), "'", path,
-               "' must be a JSON object with a string field \"text\"");
-    return j["text"].get<std::string>();
-  }
-  return strip_gutenberg(raw);
-}
-
 // ---- the flags every protocol takes ------------------------------------------------------------
 
 struct common_flags {
