@@ -11,7 +11,9 @@
 // kv_head granularity exactly h's 2*N_tip dims; under query_head granularity the union over the
 // group, which is wider when the group's heads disagree (the memory/bandwidth price of the
 // paper's per-query-head mode; see docs/architecture.md). All slabs get the widest union's
-// width, short ones padded with their lowest remaining dims.
+// width, short ones padded with their lowest remaining dims. `slab_multiple` rounds that width
+// up to a multiple (capped at head_dim): the CUDA backend asks for 8 so that a slab row splits
+// into whole 16-byte vectors of bf16/fp16 and no vector straddles the slab and the rest.
 
 #include <algorithm>
 #include <cstdint>
@@ -32,9 +34,11 @@ class dominant_plan {
   // heads according to `granularity`).
   template <PositionalEncoding PE>
   dominant_plan(const PE& pe, const attention_shape& shape, selection_granularity granularity,
-                const std::vector<std::vector<int>>& fcs)
+                const std::vector<std::vector<int>>& fcs, int slab_multiple = 1)
       : shape_(shape), granularity_(granularity) {
     shape.validate();
+    FASA_CHECK(slab_multiple >= 1, "dominant_plan: slab_multiple must be >= 1, got ",
+               slab_multiple);
     FASA_CHECK(pe.head_dim() == shape.head_dim, "dominant_plan: positional encoding head_dim (",
                pe.head_dim(), ") differs from the attention shape's (", shape.head_dim, ")");
     const int units = num_selection_units(shape, granularity);
@@ -62,7 +66,7 @@ class dominant_plan {
         dims_.push_back(d.second);
       }
     }
-    build_storage_tables();
+    build_storage_tables(slab_multiple);
   }
 
   // Every FC dominant for every unit: TIP then ranks by the full logits.
@@ -117,7 +121,7 @@ class dominant_plan {
   dominant_plan& operator=(const dominant_plan&) = delete;
 
  private:
-  void build_storage_tables() {
+  void build_storage_tables(int slab_multiple) {
     const int d = shape_.head_dim;
     const int kv = shape_.num_kv_heads;
     const int per_kv = granularity_ == selection_granularity::query_head ? shape_.group_size() : 1;
@@ -130,6 +134,7 @@ class dominant_plan {
       slab_width_ = std::max<int>(
           slab_width_, static_cast<int>(std::count(in_slab[h].begin(), in_slab[h].end(), true)));
     }
+    slab_width_ = std::min(d, (slab_width_ + slab_multiple - 1) / slab_multiple * slab_multiple);
     perm_.assign(static_cast<std::size_t>(kv) * d, 0);
     slot_.assign(static_cast<std::size_t>(kv) * d, 0);
     for (int h = 0; h < kv; ++h) {

@@ -59,7 +59,7 @@ struct forced_tokens {
   int recent = 0;        // the last `recent` tokens (the current one included)
   bool current = false;  // the token being decoded
 
-  constexpr bool any() const { return sinks > 0 || recent > 0 || current; }
+  FASA_HOST_DEVICE constexpr bool any() const { return sinks > 0 || recent > 0 || current; }
   void validate() const {
     FASA_CHECK(sinks >= 0 && recent >= 0, "forced token counts must be >= 0, got sinks=", sinks,
                " recent=", recent);

@@ -1,0 +1,400 @@
+// SPDX-FileCopyrightText: 2026 The fasa authors
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// batch_decoder<Elem, Selector, Storage>: one attention layer's decode step on the GPU for a
+// batch of sequences of different lengths, with the KV cache resident in device memory (bf16,
+// fp16 or fp32 elements, fp32 accumulation) in any layout the kernels stream (contiguous,
+// split_dominant). The selector's and the storage's math are the core policies themselves,
+// passed into the kernels by value with their tables copied to the device.
+//
+// One decode step (decode()):
+//   1. prepare_queries: attention queries in storage order; each unit's scoring query;
+//   2. tip_scores (selectors other than dense): a score per cached token and unit (FASA Eq. 6);
+//   3. topk_radix_select: the unit's keep(n) best tokens (FASA Eq. 7);
+//   4. attend_split + merge_splits: exact attention over the kept rows, gathered from the cache,
+//      split over the token range (FASA Eq. 8); dense runs step 4 alone over every token.
+// Every step is a kernel launch on the given stream with no host synchronisation, so a step can
+// be captured in a CUDA graph (see benchmarks/cuda/).
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "fasa/backends/cuda/common.cuh"
+#include "fasa/backends/cuda/kernels/attend_split.cuh"
+#include "fasa/backends/cuda/kernels/prepare.cuh"
+#include "fasa/backends/cuda/kernels/tip_scores.cuh"
+#include "fasa/backends/cuda/kernels/topk_radix.cuh"
+#include "fasa/policies/concepts.hpp"
+#include "fasa/policies/selector/dense.hpp"
+#include "fasa/policies/selector/fasa_tip.hpp"
+#include "fasa/policies/selector/oracle_topk.hpp"
+
+namespace fasa::cuda {
+
+// The selector with its tables in device memory (kept alive by `tables`).
+inline selector::dense device_copy(const selector::dense& s, device_buffer<std::int32_t>&) {
+  return s;
+}
+inline selector::oracle_topk device_copy(const selector::oracle_topk& s,
+                                         device_buffer<std::int32_t>&) {
+  return s;
+}
+inline selector::fasa_tip device_copy(const selector::fasa_tip& s,
+                                      device_buffer<std::int32_t>& tables) {
+  tables.upload(std::vector<std::int32_t>(
+      s.dims, s.dims + static_cast<std::int64_t>(s.num_units) * 2 * s.n_tip));
+  selector::fasa_tip d = s;
+  d.dims = tables.data();
+  return d;
+}
+
+// Optional events recorded between the stages of decode(), for benchmarks.
+struct stage_events {
+  cudaEvent_t start = nullptr, scored = nullptr, selected = nullptr, done = nullptr;
+};
+
+template <class Elem, class Sel, class St>
+class batch_decoder {
+  static_assert(TokenSelector<Sel> && Sel::kind != score_kind::custom,
+                "batch_decoder: the CUDA backend runs selectors whose score is a dot product "
+                "(kind none, dot_all_dims or dot_dim_subset: dense, oracle_topk, fasa_tip); a "
+                "selector with a custom score() needs a kernel of its own");
+  static_assert(KVStorage<St> && StreamedLayout<St>,
+                "batch_decoder: the CUDA backend streams the layouts that fasa::cuda::layout<> "
+                "describes (storage::contiguous, storage::split_dominant)");
+
+ public:
+  using elem_type = Elem;
+  static constexpr int vec = vec_elems<Elem>;
+
+  // sel and st hold host tables (a dominant_plan's, say); they are copied to the device.
+  batch_decoder(const attention_shape& shape, int batch, const Sel& sel, const St& st)
+      : shape_(shape), batch_(batch), sel_(sel), st_(st) {
+    shape.validate();
+    sel.validate(shape);
+    st.validate(shape);
+    FASA_CHECK(batch >= 1, "batch_decoder: batch must be >= 1, got ", batch);
+    FASA_CHECK(shape.head_dim == 64 || shape.head_dim == 128,
+               "batch_decoder: the CUDA kernels are built for head_dim 64 and 128, got ",
+               shape.head_dim);
+    FASA_CHECK(shape.group_size() <= 8, "batch_decoder: GQA groups of up to 8 query heads per KV "
+               "head are supported, got ", shape.group_size());
+    FASA_CHECK(layout<St>::first_width(st) % vec == 0,
+               "batch_decoder: the key slab is ", layout<St>::first_width(st),
+               " dims wide; the ", elem_traits<Elem>::name, " kernels need a multiple of ", vec,
+               " (build the dominant_plan with slab_multiple = ", vec, ")");
+    FASA_CHECK(shape.capacity <= std::int64_t{1} << 30, "batch_decoder: capacity ",
+               shape.capacity, " is beyond the 2^30 tokens the int32 indices allow");
+    sel_dev_ = device_copy(sel, sel_tables_);
+    st_dev_ = layout<St>::device_copy(st, st_tables_);
+    cache_.resize(static_cast<std::size_t>(batch) * static_cast<std::size_t>(seq_elements()));
+    FASA_CUDA_CHECK(cudaMemset(cache_.data(), 0, cache_.bytes()));
+    lengths_.assign(static_cast<std::size_t>(batch), 0);
+    lengths_dev_.resize(static_cast<std::size_t>(batch));
+    const auto d = static_cast<std::size_t>(shape.head_dim);
+    const auto b = static_cast<std::size_t>(batch);
+    q_att_.resize(b * static_cast<std::size_t>(shape.num_q_heads) * d);
+    if constexpr (Sel::kind != score_kind::none) {
+      units_ = num_selection_units(shape, sel.granularity());
+      const auto rows = b * static_cast<std::size_t>(units_);
+      const auto cap = static_cast<std::size_t>(shape.capacity);
+      kcap_ = sel.keep(shape.capacity);
+      q_tip_.resize(rows * d);
+      scores_.resize(rows * cap);
+      cand_.resize(rows * 2 * cap);
+      idx_.resize(rows * static_cast<std::size_t>(kcap_));
+      // Score the slab alone when every scored dim is in it, else whole rows.
+      score_width_ = shape.head_dim;
+      if constexpr (Sel::kind == score_kind::dot_dim_subset) {
+        bool in_first = true;
+        for (int u = 0; u < units_; ++u) {
+          const int kv = sel.granularity() == selection_granularity::query_head
+                             ? shape.kv_head_of(u)
+                             : u;
+          for (std::int32_t dim : sel.score_dims(u)) {
+            bool found = false;
+            for (int j = 0; j < layout<St>::first_width(st); ++j)
+              found = found || layout<St>::dim_at(st, kv, j) == dim;
+            in_first = in_first && found;
+          }
+        }
+        if (in_first) score_width_ = layout<St>::first_width(st);
+      }
+    } else {
+      units_ = shape.num_kv_heads;
+    }
+  }
+
+  const attention_shape& shape() const { return shape_; }
+  int batch() const { return batch_; }
+  int units() const { return units_; }
+  const Sel& selector() const { return sel_; }
+  const St& storage() const { return st_; }
+  // Elements of one sequence's cache; sequence b starts at cache() + b * seq_elements().
+  std::int64_t seq_elements() const { return st_.buffer_elements(); }
+  Elem* cache() { return cache_.data(); }
+  const St& device_storage() const { return st_dev_; }
+  // Storage positions TIP streams per key row (the slab width for FASA-C).
+  int score_width() const { return score_width_; }
+  std::size_t device_bytes() const {
+    return cache_.bytes() + q_att_.bytes() + q_tip_.bytes() + scores_.bytes() + cand_.bytes() +
+           idx_.bytes() + part_o_.bytes() + part_lse_.bytes();
+  }
+
+  // Writes count tokens of sequence b at positions t0 .. t0+count-1 (host fp32, keys rotated).
+  // k_rot, v: [count, num_kv_heads, head_dim].
+  void write_tokens(int b, std::int64_t t0, std::span<const float> k_rot,
+                    std::span<const float> v) {
+    const std::int64_t row = std::int64_t{shape_.num_kv_heads} * shape_.head_dim;
+    FASA_CHECK(b >= 0 && b < batch_, "batch_decoder::write_tokens: sequence ", b,
+               " outside the batch of ", batch_);
+    FASA_CHECK(!k_rot.empty() && static_cast<std::int64_t>(k_rot.size()) % row == 0 &&
+                   v.size() == k_rot.size(),
+               "batch_decoder::write_tokens: k has ", k_rot.size(), " and v ", v.size(),
+               " values; both must be the same positive multiple of num_kv_heads*head_dim = ",
+               row);
+    const std::int64_t count = static_cast<std::int64_t>(k_rot.size()) / row;
+    FASA_CHECK(t0 >= 0 && t0 + count <= shape_.capacity, "batch_decoder::write_tokens: tokens ",
+               t0, " .. ", t0 + count - 1, " do not fit the capacity ", shape_.capacity);
+    device_buffer<float> k_dev, v_dev;
+    k_dev.upload(std::vector<float>(k_rot.begin(), k_rot.end()));
+    v_dev.upload(std::vector<float>(v.begin(), v.end()));
+    const auto blocks = static_cast<unsigned>(std::min<std::int64_t>(
+        (static_cast<std::int64_t>(k_rot.size()) + 255) / 256, 4096));
+    kernels::write_tokens<Elem><<<blocks, 256>>>(st_dev_, cache_.data(), seq_elements(), b, t0,
+                                                 count, k_dev.data(), v_dev.data());
+    FASA_CUDA_CHECK_LAUNCH("write_tokens");
+    FASA_CUDA_CHECK(cudaDeviceSynchronize());
+  }
+
+  // Sets every sequence's length (tokens in its cache, the one being decoded included).
+  void set_lengths(std::span<const int> lengths) {
+    FASA_CHECK(static_cast<int>(lengths.size()) == batch_, "batch_decoder::set_lengths: got ",
+               lengths.size(), " lengths for a batch of ", batch_);
+    for (std::size_t b = 0; b < lengths.size(); ++b)
+      FASA_CHECK(lengths[b] >= 1 && lengths[b] <= shape_.capacity,
+                 "batch_decoder::set_lengths: sequence ", b, " has length ", lengths[b],
+                 "; it must be in [1, capacity = ", shape_.capacity, "]");
+    lengths_.assign(lengths.begin(), lengths.end());
+    max_len_ = *std::max_element(lengths_.begin(), lengths_.end());
+    FASA_CUDA_CHECK(cudaMemcpy(lengths_dev_.data(), lengths_.data(),
+                               lengths_.size() * sizeof(int), cudaMemcpyHostToDevice));
+    plan_splits();
+  }
+  std::span<const int> lengths() const { return lengths_; }
+
+  // Fills tokens [0, length) of every sequence with kernels::hashed_uniform values.
+  void fill_hashed(std::uint32_t seed) {
+    FASA_CHECK(max_len_ > 0, "batch_decoder::fill_hashed: set_lengths first");
+    const dim3 grid(static_cast<unsigned>(std::min<std::int64_t>(
+                        (max_len_ * shape_.head_dim + 255) / 256, 2048)),
+                    static_cast<unsigned>(shape_.num_kv_heads), static_cast<unsigned>(batch_));
+    kernels::fill_hashed<Elem><<<grid, 256>>>(st_dev_, cache_.data(), seq_elements(),
+                                              lengths_dev_.data(), batch_, seed);
+    FASA_CUDA_CHECK_LAUNCH("fill_hashed");
+    FASA_CUDA_CHECK(cudaDeviceSynchronize());
+  }
+
+  // One decode step for every sequence. q: device [batch, num_q_heads, head_dim] fp32,
+  // post-RoPE; out: device [batch, num_q_heads, head_dim] fp32. Asynchronous on `stream`.
+  void decode(const float* q, float* out, cudaStream_t stream = nullptr,
+              const stage_events* ev = nullptr) {
+    FASA_CHECK(max_len_ > 0, "batch_decoder::decode: set_lengths first");
+    const int d = shape_.head_dim;
+    if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->start, stream));
+    kernels::prepare_queries<<<batch_, 128, 0, stream>>>(
+        sel_dev_, st_dev_, shape_, q, q_att_.data(), q_tip_.data(),
+        static_cast<float>(1.4426950408889634 / std::sqrt(static_cast<double>(d))));
+    FASA_CUDA_CHECK_LAUNCH("prepare_queries");
+    kernels::attend_args a{};
+    a.shape = shape_;
+    a.q_att = q_att_.data();
+    a.lengths = lengths_dev_.data();
+    a.chunk = chunk_;
+    a.max_splits = max_splits_;
+    a.part_o = part_o_.data();
+    a.part_lse = part_lse_.data();
+    if constexpr (Sel::kind == score_kind::none) {
+      a.gather = false;
+      a.budget = token_budget::all();
+      a.unit_is_query_head = false;
+      if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->scored, stream));
+      if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->selected, stream));
+    } else {
+      const selection_granularity g = sel_.granularity();
+      kernels::tip_args t{};
+      t.shape = shape_;
+      t.granularity = g;
+      t.q_tip = q_tip_.data();
+      t.width = score_width_;
+      t.lengths = lengths_dev_.data();
+      t.forced = sel_.forced();
+      t.scores = scores_.data();
+      t.score_stride = shape_.capacity;
+      const dim3 tip_grid(
+          static_cast<unsigned>((max_len_ + kernels::tip_threads - 1) / kernels::tip_threads),
+          static_cast<unsigned>(shape_.num_kv_heads), static_cast<unsigned>(batch_));
+      const int per_kv = g == selection_granularity::query_head ? shape_.group_size() : 1;
+      launch_by_count(per_kv, [&](auto umax) {
+        with_head_dim([&](auto dim) {
+          kernels::tip_scores<Elem, St, decltype(dim)::value, decltype(umax)::value>
+              <<<tip_grid, kernels::tip_threads, 0, stream>>>(st_dev_, cache_.data(),
+                                                              seq_elements(), t);
+        });
+      });
+      FASA_CUDA_CHECK_LAUNCH("tip_scores");
+      if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->scored, stream));
+      kernels::topk_args k{};
+      k.scores = scores_.data();
+      k.score_stride = shape_.capacity;
+      k.lengths = lengths_dev_.data();
+      k.units = units_;
+      k.budget = budget_of(sel_);
+      k.out = idx_.data();
+      k.out_stride = kcap_;
+      k.cand = cand_.data();
+      k.cand_stride = shape_.capacity;
+      kernels::topk_radix_select<<<static_cast<unsigned>(batch_ * units_), kernels::topk_threads,
+                                   0, stream>>>(k);
+      FASA_CUDA_CHECK_LAUNCH("topk_radix_select");
+      if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->selected, stream));
+      a.gather = true;
+      a.idx = idx_.data();
+      a.idx_stride = kcap_;
+      a.budget = k.budget;
+      a.unit_is_query_head = g == selection_granularity::query_head;
+    }
+    const int units = a.unit_is_query_head ? shape_.num_q_heads : shape_.num_kv_heads;
+    const int per_unit = a.unit_is_query_head ? 1 : shape_.group_size();
+    const dim3 grid(static_cast<unsigned>(max_splits_), static_cast<unsigned>(units),
+                    static_cast<unsigned>(batch_));
+    launch_by_count(per_unit, [&](auto qmax) {
+      with_head_dim([&](auto dim) {
+        kernels::attend_split<Elem, St, decltype(dim)::value, decltype(qmax)::value>
+            <<<grid, kernels::attend_threads, 0, stream>>>(st_dev_, cache_.data(),
+                                                           seq_elements(), a);
+      });
+    });
+    FASA_CUDA_CHECK_LAUNCH("attend_split");
+    kernels::merge_splits<<<dim3(static_cast<unsigned>(shape_.num_q_heads),
+                                 static_cast<unsigned>(batch_)),
+                            static_cast<unsigned>(d), 0, stream>>>(a, out);
+    FASA_CUDA_CHECK_LAUNCH("merge_splits");
+    if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->done, stream));
+  }
+
+  // The tokens unit u of sequence b kept at the last step, ascending (synchronises). Dense
+  // keeps everything: 0 .. n-1.
+  std::vector<std::int32_t> selected(int b, int u) const {
+    FASA_CHECK(b >= 0 && b < batch_ && u >= 0 && u < units_, "batch_decoder::selected: (", b,
+               ", ", u, ") outside the batch of ", batch_, " x ", units_, " units");
+    const std::int64_t n = lengths_[static_cast<std::size_t>(b)];
+    std::vector<std::int32_t> out;
+    if constexpr (Sel::kind == score_kind::none) {
+      out.resize(static_cast<std::size_t>(n));
+      for (std::int64_t i = 0; i < n; ++i) out[static_cast<std::size_t>(i)] = static_cast<int>(i);
+    } else {
+      FASA_CUDA_CHECK(cudaDeviceSynchronize());
+      out.resize(static_cast<std::size_t>(sel_.keep(n)));
+      FASA_CUDA_CHECK(cudaMemcpy(
+          out.data(),
+          idx_.data() + (static_cast<std::int64_t>(b) * units_ + u) * kcap_,
+          out.size() * sizeof(std::int32_t), cudaMemcpyDeviceToHost));
+      std::sort(out.begin(), out.end());
+    }
+    return out;
+  }
+
+  // The scores of unit u of sequence b at the last step (synchronises): [length].
+  std::vector<float> scores(int b, int u) const {
+    std::vector<float> out(static_cast<std::size_t>(lengths_[static_cast<std::size_t>(b)]));
+    if constexpr (Sel::kind != score_kind::none) {
+      FASA_CUDA_CHECK(cudaDeviceSynchronize());
+      FASA_CUDA_CHECK(cudaMemcpy(
+          out.data(), scores_.data() + (static_cast<std::int64_t>(b) * units_ + u) * shape_.capacity,
+          out.size() * sizeof(float), cudaMemcpyDeviceToHost));
+    }
+    return out;
+  }
+
+  // Tokens per split of the attention stage and the number of splits at the current lengths.
+  int chunk() const { return chunk_; }
+  int max_splits() const { return max_splits_; }
+
+ private:
+  static token_budget budget_of(const Sel& s) {
+    if constexpr (requires { s.budget; })
+      return s.budget;
+    else
+      return token_budget::all();
+  }
+
+  // Runs f(std::integral_constant<int, P>) for the smallest P in {1, 2, 4, 8} >= count.
+  template <class F>
+  static void launch_by_count(int count, F&& f) {
+    if (count <= 1)
+      f(std::integral_constant<int, 1>{});
+    else if (count <= 2)
+      f(std::integral_constant<int, 2>{});
+    else if (count <= 4)
+      f(std::integral_constant<int, 4>{});
+    else
+      f(std::integral_constant<int, 8>{});
+  }
+  template <class F>
+  void with_head_dim(F&& f) const {
+    if (shape_.head_dim == 64)
+      f(std::integral_constant<int, 64>{});
+    else
+      f(std::integral_constant<int, 128>{});
+  }
+
+  // Chooses the attention split so that the grid covers the GPU a few times over: each split
+  // holds at least one pass of the block's rows, and the partial outputs are sized for it.
+  void plan_splits() {
+    std::int64_t count = max_len_;
+    bool per_query = false;
+    if constexpr (Sel::kind != score_kind::none) {
+      count = sel_.keep(max_len_);
+      per_query = sel_.granularity() == selection_granularity::query_head;
+    }
+    const std::int64_t units = per_query ? shape_.num_q_heads : shape_.num_kv_heads;
+    int sms = 0, device = 0;
+    FASA_CUDA_CHECK(cudaGetDevice(&device));
+    FASA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    const std::int64_t target_blocks = std::int64_t{sms} * 8;
+    const std::int64_t want_splits =
+        std::max<std::int64_t>(1, (target_blocks + batch_ * units - 1) / (batch_ * units));
+    std::int64_t chunk = (count + want_splits - 1) / want_splits;
+    chunk = std::max<std::int64_t>(chunk, 64);
+    chunk = (chunk + 63) / 64 * 64;
+    chunk_ = static_cast<int>(chunk);
+    max_splits_ = static_cast<int>((count + chunk - 1) / chunk);
+    const auto heads = static_cast<std::size_t>(batch_) * static_cast<std::size_t>(shape_.num_q_heads);
+    part_o_.resize(heads * static_cast<std::size_t>(max_splits_) *
+                   static_cast<std::size_t>(shape_.head_dim));
+    part_lse_.resize(heads * static_cast<std::size_t>(max_splits_));
+  }
+
+  attention_shape shape_;
+  int batch_;
+  Sel sel_, sel_dev_{};
+  St st_, st_dev_{};
+  device_buffer<std::int32_t> sel_tables_, st_tables_;
+  device_buffer<Elem> cache_;
+  std::vector<int> lengths_;
+  device_buffer<int> lengths_dev_;
+  std::int64_t max_len_ = 0;
+  int units_ = 0;
+  std::int64_t kcap_ = 0;
+  int score_width_ = 0;
+  int chunk_ = 0, max_splits_ = 0;
+  device_buffer<float> q_att_, q_tip_, scores_, part_o_, part_lse_;
+  device_buffer<std::int32_t> idx_, cand_;
+};
+
+}  // namespace fasa::cuda

@@ -1,0 +1,223 @@
+// SPDX-FileCopyrightText: 2026 The fasa authors
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// What every CUDA file of fasa shares: error checks that become fasa::error, an owning device
+// buffer, the element types of the cache (bf16, fp16, fp32) with 16-byte vector loads, and the
+// view of a KVStorage layout that the kernels stream (fasa/policies/storage/*.hpp hold the math;
+// this only names which of its row functions a kernel reads).
+
+#if !defined(__CUDACC__)
+#error "fasa/backends/cuda/*.cuh must be compiled by nvcc; plain C++ reaches the CUDA backend through a compiled bridge"
+#endif
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "fasa/core/error.hpp"
+#include "fasa/policies/storage/contiguous.hpp"
+#include "fasa/policies/storage/split_dominant.hpp"
+
+namespace fasa::cuda {
+
+inline void throw_on_error(cudaError_t e, const char* what, const char* function, const char* file,
+                           int line) {
+  if (e == cudaSuccess) return;
+  detail::throw_error(function, file, line,
+                      detail::concat("CUDA error in ", what, ": ", cudaGetErrorName(e), " (",
+                                     cudaGetErrorString(e), ")"));
+}
+
+}  // namespace fasa::cuda
+
+// Checks a CUDA runtime call; a failure throws fasa::error naming the call.
+#define FASA_CUDA_CHECK(call) ::fasa::cuda::throw_on_error((call), #call, __func__, __FILE__, __LINE__)
+// Checks the last kernel launch (bad configuration, missing image for this GPU).
+#define FASA_CUDA_CHECK_LAUNCH(name) \
+  ::fasa::cuda::throw_on_error(cudaGetLastError(), name, __func__, __FILE__, __LINE__)
+
+namespace fasa::cuda {
+
+// An owning array in device memory (cudaMalloc; never managed memory).
+template <class T>
+class device_buffer {
+ public:
+  device_buffer() = default;
+  explicit device_buffer(std::size_t n) { resize(n); }
+  ~device_buffer() { release(); }
+  device_buffer(device_buffer&& o) noexcept
+      : ptr_(std::exchange(o.ptr_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+  device_buffer& operator=(device_buffer&& o) noexcept {
+    if (this != &o) {
+      release();
+      ptr_ = std::exchange(o.ptr_, nullptr);
+      size_ = std::exchange(o.size_, 0);
+    }
+    return *this;
+  }
+  device_buffer(const device_buffer&) = delete;
+  device_buffer& operator=(const device_buffer&) = delete;
+
+  // Reallocates (contents are lost) unless the size is unchanged.
+  void resize(std::size_t n) {
+    if (n == size_) return;
+    release();
+    if (n > 0) FASA_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&ptr_), n * sizeof(T)));
+    size_ = n;
+  }
+  void upload(const std::vector<T>& host) {
+    resize(host.size());
+    if (!host.empty())
+      FASA_CUDA_CHECK(
+          cudaMemcpy(ptr_, host.data(), host.size() * sizeof(T), cudaMemcpyHostToDevice));
+  }
+  std::vector<T> download() const {
+    std::vector<T> host(size_);
+    if (size_ > 0)
+      FASA_CUDA_CHECK(cudaMemcpy(host.data(), ptr_, size_ * sizeof(T), cudaMemcpyDeviceToHost));
+    return host;
+  }
+  T* data() { return ptr_; }
+  const T* data() const { return ptr_; }
+  std::size_t size() const { return size_; }
+  std::size_t bytes() const { return size_ * sizeof(T); }
+
+ private:
+  void release() noexcept {
+    if (ptr_ != nullptr) cudaFree(ptr_);
+    ptr_ = nullptr;
+    size_ = 0;
+  }
+  T* ptr_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+// ---- element types --------------------------------------------------------------------------
+
+template <class Elem>
+struct elem_traits;
+
+template <>
+struct elem_traits<__nv_bfloat16> {
+  static constexpr const char* name = "bf16";
+  static __host__ __device__ __nv_bfloat16 from_float(float x) { return __float2bfloat16(x); }
+  static __host__ __device__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+};
+template <>
+struct elem_traits<__half> {
+  static constexpr const char* name = "fp16";
+  static __host__ __device__ __half from_float(float x) { return __float2half(x); }
+  static __host__ __device__ float to_float(__half x) { return __half2float(x); }
+};
+template <>
+struct elem_traits<float> {
+  static constexpr const char* name = "fp32";
+  static __host__ __device__ float from_float(float x) { return x; }
+  static __host__ __device__ float to_float(float x) { return x; }
+};
+
+// Elements per 16-byte vector.
+template <class Elem>
+inline constexpr int vec_elems = 16 / static_cast<int>(sizeof(Elem));
+
+// Converts one 16-byte vector of Elem to floats.
+template <class Elem>
+__device__ __forceinline__ void to_floats(const uint4& raw, float (&out)[vec_elems<Elem>]) {
+  if constexpr (std::is_same_v<Elem, __half>) {
+    const auto* two = reinterpret_cast<const __half2*>(&raw);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float2 f = __half22float2(two[i]);
+      out[2 * i] = f.x;
+      out[2 * i + 1] = f.y;
+    }
+  } else if constexpr (std::is_same_v<Elem, __nv_bfloat16>) {
+    const auto* two = reinterpret_cast<const __nv_bfloat162*>(&raw);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const float2 f = __bfloat1622float2(two[i]);
+      out[2 * i] = f.x;
+      out[2 * i + 1] = f.y;
+    }
+  } else {
+    out[0] = __uint_as_float(raw.x);
+    out[1] = __uint_as_float(raw.y);
+    out[2] = __uint_as_float(raw.z);
+    out[3] = __uint_as_float(raw.w);
+  }
+}
+
+// One 16-byte load (the address must be 16-byte aligned) through the read-only path.
+template <class Elem>
+__device__ __forceinline__ uint4 load_raw(const Elem* p) {
+  return __ldg(reinterpret_cast<const uint4*>(p));
+}
+
+// ---- the cache layouts, as the kernels stream them -------------------------------------------
+//
+// A key row is read in storage order as two parts: `first` (width first_width) and `second`
+// (the rest). For contiguous the first part is the whole row; for split_dominant it is the
+// dominant-dim slab, so TIP streams the first part alone. dim_at(h, j) is the natural dim held
+// at storage position j; kernels permute the query into that order once per step, so a dot
+// product over a stored row never indexes dims one by one. Values are in natural dim order.
+
+template <class St>
+struct layout;
+
+template <>
+struct layout<storage::contiguous> {
+  using St = storage::contiguous;
+  static __host__ __device__ int first_width(const St& s) { return s.head_dim(); }
+  static __host__ __device__ std::int64_t first_row(const St& s, int h, std::int64_t t) {
+    return s.key_row(h, t);
+  }
+  static __host__ __device__ std::int64_t second_row(const St& s, int h, std::int64_t t) {
+    return s.key_row(h, t) + s.head_dim();  // empty
+  }
+  static __host__ __device__ std::int64_t value_row(const St& s, int h, std::int64_t t) {
+    return s.value_row(h, t);
+  }
+  static __host__ __device__ int dim_at(const St&, int, int j) { return j; }
+  static St device_copy(const St& s, device_buffer<std::int32_t>&) { return s; }
+};
+
+template <>
+struct layout<storage::split_dominant> {
+  using St = storage::split_dominant;
+  static __host__ __device__ int first_width(const St& s) { return s.slab_width; }
+  static __host__ __device__ std::int64_t first_row(const St& s, int h, std::int64_t t) {
+    return s.slab_row(h, t);
+  }
+  static __host__ __device__ std::int64_t second_row(const St& s, int h, std::int64_t t) {
+    return s.rest_row(h, t);
+  }
+  static __host__ __device__ std::int64_t value_row(const St& s, int h, std::int64_t t) {
+    return s.value_row(h, t);
+  }
+  static __host__ __device__ int dim_at(const St& s, int h, int j) { return s.dim_at(h, j); }
+  // The same layout with its perm/slot tables copied to the device (kept alive by `tables`).
+  static St device_copy(const St& s, device_buffer<std::int32_t>& tables) {
+    const std::size_t n = static_cast<std::size_t>(s.kv_heads) * static_cast<std::size_t>(s.dim);
+    std::vector<std::int32_t> host(2 * n);
+    std::memcpy(host.data(), s.perm, n * sizeof(std::int32_t));
+    std::memcpy(host.data() + n, s.slot, n * sizeof(std::int32_t));
+    tables.upload(host);
+    St d = s;
+    d.perm = tables.data();
+    d.slot = tables.data() + n;
+    return d;
+  }
+};
+
+template <class St>
+concept StreamedLayout = requires { sizeof(layout<St>); };
+
+}  // namespace fasa::cuda

@@ -1,0 +1,362 @@
+// SPDX-FileCopyrightText: 2026 The fasa authors
+// SPDX-License-Identifier: Apache-2.0
+//
+// GPU tests: every kernel of the CUDA backend and every composed variant (dense, oracle top-k,
+// FASA TIP) on both cache layouts (contiguous, split_dominant), bf16 and fp16, head_dim 64 and
+// 128, GQA ratios 1, 3, 4 and 8, against the CPU reference on random inputs with odd lengths.
+//  - Selections: tie-aware index sets against scores recomputed here in double (every kept
+//    token scores at least the k-th best, every token clearly above it is kept).
+//  - Outputs: the reference backend's attention over the same kept tokens, on the same
+//    bf16/fp16-rounded keys and values, within the bf16/fp16 tolerance; outputs are poisoned
+//    with NaN first, so an unwritten element fails.
+// Without a GPU the executable prints why and exits with 77, which ctest reports as skipped.
+
+#define DOCTEST_CONFIG_IMPLEMENT
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <cstring>
+#include <numeric>
+
+#include "fasa/backends/cpu/reference.hpp"
+#include "fasa/backends/cuda/batch_decode.cuh"
+#include "fasa/compose/dominant_plan.hpp"
+#include "fasa/policies/positional/rope.hpp"
+#include "support.hpp"
+
+namespace {
+
+using fasa::attention_shape;
+using fasa::forced_tokens;
+using fasa::selection_granularity;
+using fasa::token_budget;
+using fasa::cuda::device_buffer;
+using fasa::cuda::elem_traits;
+
+template <class Elem>
+float round_to(float x) {
+  return elem_traits<Elem>::to_float(elem_traits<Elem>::from_float(x));
+}
+
+struct gpu_case {
+  int head_dim = 128;
+  int q_heads = 8;
+  int kv_heads = 2;
+  std::vector<int> lengths = {1, 7, 97, 1031};
+  token_budget budget = token_budget::tokens(64);
+  selection_granularity granularity = selection_granularity::query_head;
+  int n_tip = 8;
+  forced_tokens force = {};
+  int levels = 0;  // > 0: keys and values drawn from that many values (many exact ties)
+  std::uint32_t seed = 1;
+};
+
+std::string describe(const gpu_case& c) {
+  std::ostringstream os;
+  os << "d=" << c.head_dim << " heads=" << c.q_heads << "/" << c.kv_heads << " lengths=";
+  for (int n : c.lengths) os << n << ',';
+  os << " budget=" << (c.budget.is_fraction() ? c.budget.fraction_value()
+                                              : static_cast<double>(c.budget.count()))
+     << " mode=" << fasa::to_string(c.granularity) << " n_tip=" << c.n_tip
+     << " levels=" << c.levels;
+  return os.str();
+}
+
+// Random distinct FCs per unit, fixed seed.
+std::vector<std::vector<int>> random_fcs(const gpu_case& c, std::uint32_t seed) {
+  std::mt19937 gen(seed);
+  const int units = fasa::num_selection_units(
+      attention_shape{c.q_heads, c.kv_heads, c.head_dim, 1}, c.granularity);
+  std::vector<std::vector<int>> sets;
+  for (int u = 0; u < units; ++u) {
+    std::vector<int> all(static_cast<std::size_t>(c.head_dim / 2));
+    std::iota(all.begin(), all.end(), 0);
+    std::shuffle(all.begin(), all.end(), gen);
+    sets.emplace_back(all.begin(), all.begin() + c.n_tip);
+  }
+  return sets;
+}
+
+template <class Elem>
+std::vector<float> random_rounded(std::size_t n, std::uint32_t seed, int levels) {
+  std::vector<float> v = fasa::test::random_vector(n, seed);
+  for (auto& x : v) {
+    if (levels > 0) x = std::round(std::clamp(x, -1.0f, 1.0f) * (levels / 2)) / (levels / 2);
+    x = round_to<Elem>(x);
+  }
+  return v;
+}
+
+// The selector's ranking score of every token of one unit, in double (independent of the
+// selector's own float loop): sum over the unit's queries of q . k on the scored dims.
+template <class Sel, class St>
+std::vector<double> reference_scores(const Sel& sel, const St& st, const attention_shape& shape,
+                                     const fasa::cpu::host_state& hs, const float* q_rot, int unit,
+                                     std::int64_t n) {
+  const fasa::unit_queries uq =
+      fasa::cpu::make_unit_queries(shape, sel.granularity(), q_rot, unit);
+  std::vector<int> dims;
+  if constexpr (Sel::kind == fasa::score_kind::dot_dim_subset) {
+    for (std::int32_t d : sel.score_dims(unit)) dims.push_back(d);
+  } else {
+    for (int d = 0; d < shape.head_dim; ++d) dims.push_back(d);
+  }
+  std::vector<double> s(static_cast<std::size_t>(n), 0.0);
+  for (std::int64_t j = 0; j < n; ++j)
+    for (int g = 0; g < uq.count; ++g)
+      for (int d : dims)
+        s[static_cast<std::size_t>(j)] +=
+            static_cast<double>(uq.q[g * shape.head_dim + d]) *
+            hs.cache[static_cast<std::size_t>(st.key_index(uq.kv_head, j, d))];
+  return s;
+}
+
+// Tie-aware check of a GPU selection against double scores: k distinct in-range tokens, each
+// scoring at least the k-th best minus the rounding slack, and every token scoring more than
+// the k-th best plus the slack kept. Forced tokens must be in.
+bool valid_selection(const std::vector<double>& s, const std::vector<std::int32_t>& got,
+                     std::size_t k, const std::vector<std::int32_t>& forced, std::string& why) {
+  std::set<std::int32_t> in(got.begin(), got.end());
+  if (got.size() != k || in.size() != k) {
+    why = "got " + std::to_string(got.size()) + " tokens (" + std::to_string(in.size()) +
+          " distinct), want " + std::to_string(k);
+    return false;
+  }
+  for (std::int32_t f : forced)
+    if (!in.count(f)) return why = "forced token " + std::to_string(f) + " missing", false;
+  std::vector<double> sorted;
+  double scale = 0.0;
+  for (std::size_t j = 0; j < s.size(); ++j) {
+    scale = std::max(scale, std::abs(s[j]));
+    if (std::find(forced.begin(), forced.end(), static_cast<std::int32_t>(j)) == forced.end())
+      sorted.push_back(s[j]);
+  }
+  const std::size_t free_k = k - std::min(k, forced.size());
+  if (free_k == 0) return true;
+  std::sort(sorted.rbegin(), sorted.rend());
+  const double kth = sorted[free_k - 1];
+  const double slack = 1e-5 * scale + 1e-6;
+  for (std::int32_t i : got) {
+    if (i < 0 || static_cast<std::size_t>(i) >= s.size())
+      return why = "token " + std::to_string(i) + " out of range", false;
+    if (std::find(forced.begin(), forced.end(), i) == forced.end() && s[i] < kth - slack)
+      return why = "kept token " + std::to_string(i) + " scores " + std::to_string(s[i]) +
+                   " below the k-th best " + std::to_string(kth),
+             false;
+  }
+  for (std::size_t j = 0; j < s.size(); ++j)
+    if (s[j] > kth + slack && !in.count(static_cast<std::int32_t>(j)))
+      return why = "token " + std::to_string(j) + " scores " + std::to_string(s[j]) +
+                   " above the k-th best " + std::to_string(kth) + " but was left out",
+             false;
+  return true;
+}
+
+std::vector<std::int32_t> forced_list(const forced_tokens& f, std::int64_t n, std::int64_t k) {
+  std::vector<std::int32_t> out;
+  fasa::append_forced_tokens(f, n, k, out);
+  return out;
+}
+
+// Runs one batched decode step on the GPU and checks it against the CPU reference.
+template <class Elem, class Sel, class St>
+void check_variant(const gpu_case& c, const Sel& sel, const St& st) {
+  INFO(describe(c), " elem=", elem_traits<Elem>::name);
+  const int batch = static_cast<int>(c.lengths.size());
+  const int max_len = *std::max_element(c.lengths.begin(), c.lengths.end());
+  const attention_shape shape{c.q_heads, c.kv_heads, c.head_dim, st.capacity()};
+  REQUIRE(max_len <= shape.capacity);
+  fasa::cuda::batch_decoder<Elem, Sel, St> dec(shape, batch, sel, st);
+
+  const std::size_t row = static_cast<std::size_t>(c.kv_heads) * c.head_dim;
+  std::vector<std::vector<float>> keys, values;
+  for (int b = 0; b < batch; ++b) {
+    const auto n = static_cast<std::size_t>(c.lengths[static_cast<std::size_t>(b)]);
+    keys.push_back(random_rounded<Elem>(n * row, c.seed * 7919u + 2u * b, c.levels));
+    values.push_back(random_rounded<Elem>(n * row, c.seed * 7919u + 2u * b + 1u, c.levels));
+    dec.write_tokens(b, 0, keys.back(), values.back());
+  }
+  dec.set_lengths(c.lengths);
+  const std::size_t qrow = static_cast<std::size_t>(c.q_heads) * c.head_dim;
+  const std::vector<float> q = fasa::test::random_vector(batch * qrow, c.seed * 31u + 5u);
+  device_buffer<float> q_dev, out_dev(batch * qrow);
+  q_dev.upload(q);
+  FASA_CUDA_CHECK(cudaMemset(out_dev.data(), 0xff, out_dev.bytes()));  // NaN poison
+  dec.decode(q_dev.data(), out_dev.data());
+  FASA_CUDA_CHECK(cudaDeviceSynchronize());
+  const std::vector<float> out = out_dev.download();
+
+  using ref = fasa::backend_impl<fasa::backend::cpu_reference>;
+  for (int b = 0; b < batch; ++b) {
+    const std::int64_t n = c.lengths[static_cast<std::size_t>(b)];
+    INFO("sequence ", b, " of length ", n);
+    fasa::cpu::host_state hs;
+    fasa::cpu::host_init(st, hs);
+    for (std::int64_t t = 0; t < n; ++t)
+      fasa::cpu::host_append(st, hs, t, keys[static_cast<std::size_t>(b)].data() + t * row,
+                             values[static_cast<std::size_t>(b)].data() + t * row);
+    const float* qb = q.data() + b * qrow;
+    fasa::selection chosen;
+    if constexpr (Sel::kind == fasa::score_kind::none) {
+      chosen.all = true;
+    } else {
+      chosen.all = false;
+      chosen.granularity = sel.granularity();
+      chosen.units = dec.units();
+      chosen.per_unit = sel.keep(n);
+      const auto forced = forced_list(sel.forced(), n, chosen.per_unit);
+      for (int u = 0; u < dec.units(); ++u) {
+        const std::vector<std::int32_t> got = dec.selected(b, u);
+        const std::vector<double> s = reference_scores(sel, st, shape, hs, qb, u, n);
+        std::string why;
+        INFO("unit ", u);
+        CHECK_MESSAGE(valid_selection(s, got, static_cast<std::size_t>(chosen.per_unit), forced,
+                                      why),
+                      why);
+        chosen.tokens.insert(chosen.tokens.end(), got.begin(), got.end());
+      }
+    }
+    std::vector<float> want(qrow);
+    ref::attend(fasa::backend::cpu_reference{}, st, shape, hs, qb, n, chosen, want.data());
+    const std::span<const float> got(out.data() + b * qrow, qrow);
+    fasa::test::check_close(got, want,
+                            std::is_same_v<Elem, float> ? fasa::test::fp32_tol
+                                                        : fasa::test::bf16_tol,
+                            "attention output");
+  }
+}
+
+int capacity_for(const gpu_case& c) {
+  return *std::max_element(c.lengths.begin(), c.lengths.end()) + 3;
+}
+
+// The compositions of one case: dense, oracle and TIP on a contiguous cache, TIP and the
+// oracle on a split_dominant cache (FASA-C).
+template <class Elem>
+void check_all_variants(const gpu_case& c) {
+  const attention_shape shape{c.q_heads, c.kv_heads, c.head_dim, capacity_for(c)};
+  const auto pe = fasa::positional::rope::interleaved(c.head_dim, 10000.0);
+  const fasa::dominant_plan plan(pe, shape, c.granularity, random_fcs(c, c.seed), 8);
+  const auto contiguous = fasa::storage::contiguous::for_shape(shape);
+  fasa::selector::oracle_topk oracle;
+  oracle.budget = c.budget;
+  oracle.mode = c.granularity;
+  oracle.force = c.force;
+  SUBCASE("dense, contiguous") { check_variant<Elem>(c, fasa::selector::dense{}, contiguous); }
+  SUBCASE("oracle, contiguous") { check_variant<Elem>(c, oracle, contiguous); }
+  SUBCASE("fasa_tip, contiguous") {
+    check_variant<Elem>(c, plan.tip(c.budget, c.force), contiguous);
+  }
+  SUBCASE("fasa_tip, split_dominant (FASA-C)") {
+    check_variant<Elem>(c, plan.tip(c.budget, c.force), plan.storage());
+  }
+  SUBCASE("oracle, split_dominant") { check_variant<Elem>(c, oracle, plan.storage()); }
+}
+
+bool have_gpu() {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+}
+
+}  // namespace
+
+TEST_CASE("cuda: variants against the CPU reference, GQA 4, head_dim 128, bf16") {
+  gpu_case c;
+  for (auto g : {selection_granularity::query_head, selection_granularity::kv_head}) {
+    c.granularity = g;
+    for (auto budget : {token_budget::tokens(5), token_budget::tokens(64),
+                        token_budget::tokens(100000), token_budget::fraction(0.1)}) {
+      c.budget = budget;
+      check_all_variants<__nv_bfloat16>(c);
+    }
+  }
+}
+
+TEST_CASE("cuda: variants against the CPU reference, fp16, GQA 1, 3 and 8, head_dim 64") {
+  gpu_case c;
+  c.head_dim = 64;
+  for (auto [q, kv] : {std::pair{8, 8}, std::pair{3, 1}, std::pair{16, 2}}) {
+    c.q_heads = q;
+    c.kv_heads = kv;
+    c.lengths = {5, 1, 333, 2049};
+    c.budget = token_budget::tokens(100);
+    for (auto g : {selection_granularity::query_head, selection_granularity::kv_head}) {
+      c.granularity = g;
+      check_all_variants<__half>(c);
+    }
+  }
+}
+
+TEST_CASE("cuda: head_dim 128 with GQA 8, fp16, and head_dim 64 with bf16") {
+  gpu_case c;
+  c.q_heads = 16;
+  c.kv_heads = 2;
+  c.lengths = {700, 3};
+  c.n_tip = 16;
+  check_all_variants<__half>(c);
+  c.head_dim = 64;
+  c.q_heads = 6;
+  c.kv_heads = 2;
+  c.n_tip = 4;
+  check_all_variants<__nv_bfloat16>(c);
+}
+
+TEST_CASE("cuda: exact ties keep the lowest indices, forced tokens come first") {
+  gpu_case c;
+  c.levels = 4;  // keys from {-1, -0.5, 0, 0.5, 1}: many tokens share a score
+  c.lengths = {1500, 64, 9};
+  c.budget = token_budget::tokens(40);
+  check_all_variants<__nv_bfloat16>(c);
+  c.levels = 0;
+  c.force = forced_tokens{4, 8, true};
+  check_all_variants<__nv_bfloat16>(c);
+}
+
+TEST_CASE("cuda: top-k over 128K+ tokens (Llama-3.1-8B group shape)") {
+  gpu_case c;
+  c.q_heads = 8;
+  c.kv_heads = 2;
+  c.lengths = {131072 + 17, 40000};
+  c.n_tip = 16;
+  c.budget = token_budget::tokens(2048);
+  const attention_shape shape{c.q_heads, c.kv_heads, c.head_dim, capacity_for(c)};
+  const auto pe = fasa::positional::rope::interleaved(c.head_dim, 500000.0);
+  for (auto g : {selection_granularity::query_head, selection_granularity::kv_head}) {
+    c.granularity = g;
+    const fasa::dominant_plan plan(pe, shape, g, random_fcs(c, 3), 8);
+    check_variant<__nv_bfloat16>(c, plan.tip(c.budget), plan.storage());
+  }
+}
+
+TEST_CASE("cuda: bad input is refused with a message") {
+  const attention_shape shape{4, 2, 96, 64};
+  const auto contiguous = fasa::storage::contiguous::for_shape(shape);
+  CHECK_THROWS_WITH_AS(
+      (fasa::cuda::batch_decoder<__nv_bfloat16, fasa::selector::dense,
+                                 fasa::storage::contiguous>(shape, 1, {}, contiguous)),
+      doctest::Contains("head_dim 64 and 128"), fasa::error);
+  const attention_shape ok{4, 2, 64, 64};
+  fasa::cuda::batch_decoder<__nv_bfloat16, fasa::selector::dense, fasa::storage::contiguous> dec(
+      ok, 2, {}, fasa::storage::contiguous::for_shape(ok));
+  CHECK_THROWS_WITH_AS(dec.set_lengths(std::vector<int>{3, 65}),
+                       doctest::Contains("must be in [1, capacity = 64]"), fasa::error);
+  CHECK_THROWS_WITH_AS(dec.set_lengths(std::vector<int>{3}), doctest::Contains("1 lengths"),
+                       fasa::error);
+  CHECK_THROWS_WITH_AS(dec.decode(nullptr, nullptr), doctest::Contains("set_lengths first"),
+                       fasa::error);
+  const auto pe = fasa::positional::rope::interleaved(64, 10000.0);
+  const fasa::dominant_plan unaligned(pe, ok, selection_granularity::kv_head, {{1, 2, 3}, {4, 5, 6}});
+  CHECK_THROWS_WITH_AS((fasa::cuda::batch_decoder<__nv_bfloat16, fasa::selector::fasa_tip,
+                                                  fasa::storage::split_dominant>(
+                           ok, 1, unaligned.tip(token_budget::tokens(4)), unaligned.storage())),
+                       doctest::Contains("slab_multiple = 8"), fasa::error);
+}
+
+int main(int argc, char** argv) {
+  if (!have_gpu()) {
+    std::printf("fasa_gpu_tests: skipped: no CUDA device is visible on this machine\n");
+    return 77;
+  }
+  doctest::Context ctx(argc, argv);
+  return ctx.run();
+}
