@@ -34,6 +34,10 @@
 #include "fasa/backends/cpu/eigen.hpp"
 #include "fasa/fasa.hpp"
 
+#if FASA_BENCH_HAS_CUDA
+#include "cuda/bench_cuda.hpp"
+#endif
+
 namespace {
 
 using clock_type = std::chrono::steady_clock;
@@ -357,10 +361,16 @@ constexpr backend_entry kBackends[] = {
      &run_sweep<fasa::backend::cpu_reference>},
 };
 
+// The CUDA backend is timed by its own sweep (tools/cuda/bench_cuda.cu: batches, bf16, CUDA
+// graphs), reached through the compiled bridge when CMake found nvcc.
+constexpr const char* kCudaAbout =
+    "fasa::cuda::batch_decoder: device-resident bf16/fp16 cache, split-KV dense decode vs FASA-C "
+    "(TIP slab scores, radix top-k, FAC gather), CUDA graphs";
+
 std::string known_backends() {
   std::string s;
   for (const auto& b : kBackends) s += (s.empty() ? "" : ", ") + std::string(b.name);
-  return s;
+  return s + ", cuda";
 }
 
 const backend_entry* find_backend(std::string_view name) {
@@ -420,6 +430,65 @@ void write_csv(const std::string& path, const std::vector<row>& rows, const opti
 
 }  // namespace
 
+namespace fasa::tools {
+// The flags only --backend cuda reads (the rest are shared with the CPU backends).
+struct cuda_options_cli {
+  std::vector<int> batches = {1, 8, 32};
+  std::string dtype = "bf16";
+  std::string dump_dir;
+  double max_gib = 100;
+};
+}  // namespace fasa::tools
+
+namespace {
+
+int run_cuda(const options& o, const fasa::tools::cuda_options_cli& c, bool budgets_given) {
+#if FASA_BENCH_HAS_CUDA
+  fasa::tools::cuda_bench_options g;
+  g.contexts = o.contexts;
+  if (budgets_given) {
+    g.budgets.clear();
+    for (double b : o.budgets) {
+      if (b < 1 || b != std::floor(b)) {
+        std::cerr << "fasa-bench: --backend cuda takes token budgets (integers >= 1), got " << b
+                  << '\n';
+        return 2;
+      }
+      g.budgets.push_back(static_cast<std::int64_t>(b));
+    }
+  }
+  g.granularities.clear();
+  std::stringstream list(o.granularity);
+  for (std::string item; std::getline(list, item, ',');) g.granularities.push_back(item);
+  g.n_tip = o.n_tip;
+  g.heads = o.heads;
+  g.kv_heads = o.kv_heads;
+  g.head_dim = o.head_dim;
+  g.reps = o.reps;
+  g.warmup = o.warmup;
+  g.distinct_group_fcs = o.distinct_group_fcs;
+  g.seed = static_cast<std::uint32_t>(o.seed);
+  g.csv = o.csv;
+  g.batches = c.batches;
+  g.dtype = c.dtype;
+  g.dump_dir = c.dump_dir;
+  g.max_gib = c.max_gib;
+  try {
+    return fasa::tools::run_cuda_bench(g);
+  } catch (const std::exception& e) {
+    std::cerr << "fasa-bench: " << e.what() << '\n';
+    return 1;
+  }
+#else
+  (void)o, (void)c, (void)budgets_given;
+  std::cerr << "fasa-bench: this build has no CUDA backend (CMake found no nvcc); " << kCudaAbout
+            << " needs a build with FASA_ENABLE_CUDA and a CUDA device\n";
+  return 2;
+#endif
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   options o;
   CLI::App app{
@@ -429,7 +498,9 @@ int main(int argc, char** argv) {
       "then\ntimes single decode steps of both, interleaved, and reports the median of each, "
       "their\nratio, the bytes each step reads, and the cost-model ceiling 1/(N_tip/d + "
       "N_fac/t)\n(FASA Eq. 8). Memory: two caches of 2*kv_heads*context*head_dim*4 bytes each at "
-      "a time."};
+      "a time.\n--backend cuda runs the GPU sweep instead (tools/cuda/bench_cuda.cu): batches of "
+      "bf16/fp16\nsequences, CUDA-graph replays with the L2 flushed, bandwidth against the "
+      "measured copy\nbandwidth, a TIP/top-k/FAC breakdown; see benchmarks/cuda/run.sh."};
   app.add_option("--backend", o.backend, "Backend to time; known: " + known_backends())
       ->capture_default_str();
   app.add_option("--contexts", o.contexts,
@@ -466,7 +537,8 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 4096));
   app.add_option("--granularity", o.granularity,
                  "Selection unit under GQA: kv_head (one TIP score and token set per KV head, "
-                 "the group's queries summed) or query_head (the paper's per-head selection)")
+                 "the group's queries summed) or query_head (the paper's per-head selection); "
+                 "--backend cuda takes a comma list and times each")
       ->capture_default_str();
   app.add_flag("--distinct-group-fcs", o.distinct_group_fcs,
                "With --granularity query_head: draw each query head's dominant FCs "
@@ -475,12 +547,26 @@ int main(int argc, char** argv) {
   app.add_option("--seed", o.seed, "Seed of the random cache contents, queries and FC sets")
       ->capture_default_str();
   app.add_option("--csv", o.csv, "Also write the rows to this CSV file");
+  fasa::tools::cuda_options_cli cuda_only;
+  app.add_option("--batches", cuda_only.batches,
+                 "--backend cuda: batch sizes (sequences decoded together)")
+      ->capture_default_str()
+      ->delimiter(',');
+  app.add_option("--dtype", cuda_only.dtype, "--backend cuda: cache element type, bf16 or fp16")
+      ->capture_default_str();
+  app.add_option("--dump-dir", cuda_only.dump_dir,
+                 "--backend cuda: write each case's outputs and dominant dims here for "
+                 "benchmarks/cuda/peers.py (PyTorch peers on the same tensors)");
+  app.add_option("--max-gib", cuda_only.max_gib,
+                 "--backend cuda: skip cases whose caches need more device memory than this")
+      ->capture_default_str();
   app.add_option("--bandwidth-mib", o.bandwidth_mib,
                  "Buffer size of the memory-bandwidth probe in MiB (0 skips it)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 65536.0));
   CLI11_PARSE(app, argc, argv);
 
+  if (o.backend == "cuda") return run_cuda(o, cuda_only, app.count("--budgets") > 0);
   const backend_entry* backend = find_backend(o.backend);
   if (!backend) {
     std::cerr << "fasa-bench: unknown backend '" << o.backend << "'; known: " << known_backends()

@@ -321,6 +321,20 @@ class batch_decoder {
     return out;
   }
 
+  // Changes the token budget between steps (benchmarks sweep N_fac on one cache). The new
+  // budget may keep no more than the budget the decoder was built with, whose index buffers it
+  // reuses.
+  void set_budget(token_budget budget)
+    requires requires(Sel s) { s.budget; }
+  {
+    FASA_CHECK(budget.keep(shape_.capacity) <= kcap_, "batch_decoder::set_budget: the new budget "
+               "keeps up to ", budget.keep(shape_.capacity), " tokens per unit, more than the ",
+               kcap_, " this decoder was built for");
+    sel_.budget = budget;
+    sel_dev_.budget = budget;
+    if (max_len_ > 0) plan_splits();
+  }
+
   // Tokens per split of the attention stage and the number of splits at the current lengths.
   int chunk() const { return chunk_; }
   int max_splits() const { return max_splits_; }

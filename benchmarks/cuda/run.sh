@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# SPDX-FileCopyrightText: 2026 The fasa authors
+# SPDX-License-Identifier: Apache-2.0
+#
+# Every GPU result in one call on the GPU machine (H200), from the repository root:
+#   1. the GPU tests (tests/cuda/gpu_test.cu) against the CPU reference;
+#   2. compute-sanitizer memcheck and racecheck over the smaller test cases;
+#   3. fasa-bench --backend cuda at Llama-3.1-8B attention shapes (32/8 heads, d 128, bf16);
+#   4. benchmarks/cuda/peers.py: PyTorch SDPA and the paper's PyTorch FASA pipeline on the same
+#      tensors, outputs checked against fasa's.
+# Usage: bash benchmarks/cuda/run.sh [quick|full|tests|bench]
+# Binaries: .device/bin/{fasa_gpu_tests,fasa-bench} when present and runnable (built on the
+# developer machine with the same nvcc and carried), else a CMake build here (the GPU machine
+# lacks nlohmann_json: .device/prefix holds a copy, see benchmarks/cuda/stage.sh).
+# Results go to $OUT (the device tool's folder) or benchmarks/results/cuda/latest.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+mode="${1:-full}"
+out="${OUT:-benchmarks/results/cuda/latest}"
+mkdir -p "$out"
+status=0
+step() { printf '\n== %s (%ds)\n' "$*" "$SECONDS"; }
+
+bin=.device/bin
+if ! { "$bin/fasa_gpu_tests" --version >/dev/null 2>&1 && "$bin/fasa-bench" --help >/dev/null 2>&1; }; then
+  step "build (the carried binaries are missing or do not run here)"
+  cmake -S . -B build/cuda-device -DCMAKE_BUILD_TYPE=Release -DFASA_ENABLE_CUDA=ON \
+    -DFASA_REQUIRE_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DFASA_BUILD_EXAMPLES=OFF \
+    -DFASA_INSTALL=OFF -DCMAKE_PREFIX_PATH="$PWD/.device/prefix" >"$out/build.log" 2>&1 &&
+    cmake --build build/cuda-device -j "$(nproc)" --target fasa_gpu_tests fasa-bench \
+      >>"$out/build.log" 2>&1 || { tail -30 "$out/build.log"; exit 1; }
+  mkdir -p build/cuda-device/bin
+  cp build/cuda-device/tests/fasa_gpu_tests build/cuda-device/tools/fasa-bench build/cuda-device/bin/
+  bin=build/cuda-device/bin
+fi
+
+step "machine"
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,clocks.mem \
+    --format=csv
+  nvcc --version | tail -n 2
+  python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
+} 2>&1 | tee "$out/machine.txt"
+
+if [ "$mode" != bench ]; then
+  step "GPU tests"
+  "$bin/fasa_gpu_tests" 2>&1 | tee "$out/gpu_tests.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  step "compute-sanitizer memcheck and racecheck (smaller cases)"
+  small='*fp16, GQA 1, 3 and 8*,*exact ties*,*bad input*'
+  for tool in memcheck racecheck; do
+    compute-sanitizer --tool "$tool" --error-exitcode 3 "$bin/fasa_gpu_tests" -tc="$small" \
+      >"$out/sanitizer-$tool.txt" 2>&1
+    rc=$?
+    tail -n 3 "$out/sanitizer-$tool.txt"
+    [ "$rc" -eq 0 ] || { echo "compute-sanitizer $tool: exit $rc"; status=1; }
+  done
+fi
+[ "$mode" = tests ] && exit "$status"
+
+step "fasa-bench --backend cuda"
+case "$mode" in
+  quick) reps=10 args=(--contexts 4096,32768,131072 --batches 1,8 --budgets 256,2048) ;;
+  *) reps=30 args=(--contexts 4096,8192,16384,32768,65536,131072 --batches 1,8,32
+                   --budgets 256,1024,2048) ;;
+esac
+dump=/tmp/fasa-bench-dump
+rm -rf "$dump"
+cmd=("$bin/fasa-bench" --backend cuda --heads 32 --kv-heads 8 --head-dim 128 --n-tip 16
+     --granularity kv_head,query_head "${args[@]}" --reps "$reps" --csv "$out/bench.csv" --dump-dir "$dump")
+echo "+ ${cmd[*]}" | tee "$out/bench.txt"
+"${cmd[@]}" 2>&1 | tee -a "$out/bench.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+step "PyTorch peers on the same tensors"
+pcmd=(python3 benchmarks/cuda/peers.py --dump "$dump" --csv "$out/peers.csv"
+      --reps "$reps")
+echo "+ ${pcmd[*]}" | tee "$out/peers.txt"
+PYTHONUNBUFFERED=1 "${pcmd[@]}" 2>&1 | tee -a "$out/peers.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+step "done (status $status)"
+exit "$status"

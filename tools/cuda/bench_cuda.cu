@@ -1,0 +1,340 @@
+// SPDX-FileCopyrightText: 2026 The fasa authors
+// SPDX-License-Identifier: Apache-2.0
+//
+// fasa-bench --backend cuda: one attention layer's decode step on the GPU, dense flash-decoding
+// against FASA-C (TIP over the dominant-dim slab, radix top-k, FAC gather), at a model's
+// attention shape over contexts x batch sizes x N_fac. Per case: the median time of a CUDA-graph
+// replay of each variant, measured interleaved with the L2 flushed before every replay (each
+// layer of a real model reads a different cache), their ratio, the bytes each moves, the
+// bandwidth reached against the device-to-device copy bandwidth measured at the start, and the
+// cost-model ceiling 1 / (N_tip/d + N_fac/t) (FASA Eq. 8). A stage breakdown (TIP, top-k, FAC)
+// comes from an eager step with events. With --dump-dir the outputs and dominant dims are
+// written for benchmarks/cuda/peers.py, which times PyTorch's peers on the same tensors and
+// checks their outputs against these.
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <numeric>
+#include <random>
+#include <sstream>
+
+#include "bench_cuda.hpp"
+#include "fasa/backends/cuda/batch_decode.cuh"
+#include "fasa/compose/dominant_plan.hpp"
+#include "fasa/policies/positional/rope.hpp"
+
+namespace fasa::tools {
+namespace {
+
+using cuda::device_buffer;
+
+struct timer_events {
+  cudaEvent_t a, b;
+  timer_events() {
+    FASA_CUDA_CHECK(cudaEventCreate(&a));
+    FASA_CUDA_CHECK(cudaEventCreate(&b));
+  }
+  ~timer_events() {
+    cudaEventDestroy(a);
+    cudaEventDestroy(b);
+  }
+  float ms() const {
+    float t = 0;
+    FASA_CUDA_CHECK(cudaEventElapsedTime(&t, a, b));
+    return t;
+  }
+};
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+// Device-to-device copy of a large buffer: bytes read plus bytes written per second, median.
+double copy_bandwidth_gbs(cudaStream_t s) {
+  const std::size_t bytes = std::size_t{2} << 30;
+  device_buffer<char> src(bytes), dst(bytes);
+  FASA_CUDA_CHECK(cudaMemset(src.data(), 1, bytes));
+  timer_events ev;
+  std::vector<double> gbs;
+  for (int rep = 0; rep < 12; ++rep) {
+    FASA_CUDA_CHECK(cudaEventRecord(ev.a, s));
+    FASA_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), bytes, cudaMemcpyDeviceToDevice, s));
+    FASA_CUDA_CHECK(cudaEventRecord(ev.b, s));
+    FASA_CUDA_CHECK(cudaEventSynchronize(ev.b));
+    if (rep >= 2) gbs.push_back(2.0 * static_cast<double>(bytes) / (ev.ms() * 1e-3) / 1e9);
+  }
+  return median(gbs);
+}
+
+// A captured decode step, replayed for timing.
+struct graph {
+  cudaGraph_t g = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  template <class F>
+  graph(cudaStream_t s, F&& body) {
+    FASA_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+    body();
+    FASA_CUDA_CHECK(cudaStreamEndCapture(s, &g));
+    FASA_CUDA_CHECK(cudaGraphInstantiate(&exec, g, 0));
+  }
+  ~graph() {
+    if (exec) cudaGraphExecDestroy(exec);
+    if (g) cudaGraphDestroy(g);
+  }
+  void replay(cudaStream_t s) const { FASA_CUDA_CHECK(cudaGraphLaunch(exec, s)); }
+};
+
+// N_tip random distinct FCs per unit; the query heads of a group share their KV head's set
+// unless distinct (then the group's slab is the union of its heads' sets).
+std::vector<std::vector<int>> random_fcs(const cuda_bench_options& o, selection_granularity g,
+                                         std::uint32_t seed) {
+  std::mt19937 gen(seed);
+  const int units = g == selection_granularity::query_head ? o.heads : o.kv_heads;
+  const int group = o.heads / o.kv_heads;
+  std::vector<std::vector<int>> sets;
+  for (int u = 0; u < units; ++u) {
+    if (g == selection_granularity::query_head && !o.distinct_group_fcs && u % group != 0) {
+      sets.push_back(sets.back());
+      continue;
+    }
+    std::vector<int> all(static_cast<std::size_t>(o.head_dim / 2));
+    std::iota(all.begin(), all.end(), 0);
+    std::shuffle(all.begin(), all.end(), gen);
+    sets.emplace_back(all.begin(), all.begin() + o.n_tip);
+  }
+  return sets;
+}
+
+void write_floats(const std::string& path, const std::vector<float>& v) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(v.data()),
+            static_cast<std::streamsize>(v.size() * sizeof(float)));
+  FASA_CHECK(out.good(), "fasa-bench: cannot write ", path);
+}
+
+struct row {
+  std::int64_t context;
+  int batch;
+  std::string granularity;
+  std::int64_t n_fac;
+  int slab_width;
+  double dense_ms, fasa_ms, speedup, ceiling;
+  double dense_bytes, fasa_bytes, score_bytes;
+  double dense_gbs, fasa_gbs;
+  double tip_ms, topk_ms, fac_ms;
+};
+
+template <class Elem>
+int run(const cuda_bench_options& o) {
+  FASA_CHECK(o.heads % o.kv_heads == 0, "fasa-bench: --heads must be a multiple of --kv-heads");
+  FASA_CHECK(!o.budgets.empty() && *std::min_element(o.budgets.begin(), o.budgets.end()) >= 1,
+             "fasa-bench: every --budget must be a token count >= 1 on the cuda backend");
+  cudaDeviceProp prop{};
+  FASA_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  int driver = 0, runtime = 0;
+  FASA_CUDA_CHECK(cudaDriverGetVersion(&driver));
+  FASA_CUDA_CHECK(cudaRuntimeGetVersion(&runtime));
+  cudaStream_t stream;
+  FASA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  const double copy_gbs = copy_bandwidth_gbs(stream);
+  std::printf("# GPU: %s, %d SMs, %.1f GiB, L2 %.0f MiB; driver %d, runtime %d\n", prop.name,
+              prop.multiProcessorCount, prop.totalGlobalMem / 1073741824.0,
+              prop.l2CacheSize / 1048576.0, driver, runtime);
+  std::printf("# device-to-device copy bandwidth (read + write): %.0f GB/s\n", copy_gbs);
+  std::printf("# shape: %d query heads, %d KV heads, head_dim %d, %s; N_tip %d; %d reps, median\n",
+              o.heads, o.kv_heads, o.head_dim, cuda::elem_traits<Elem>::name, o.n_tip, o.reps);
+  if (!o.dump_dir.empty()) std::filesystem::create_directories(o.dump_dir);
+  std::ofstream index;
+  if (!o.dump_dir.empty()) index.open(o.dump_dir + "/cases.jsonl");
+
+  device_buffer<char> flush(std::size_t{256} << 20);  // > L2: evicts the cache between replays
+  const auto flush_l2 = [&] {
+    FASA_CUDA_CHECK(cudaMemsetAsync(flush.data(), 0, flush.bytes(), stream));
+  };
+  timer_events ev;
+  std::vector<row> rows;
+  const auto elem = static_cast<double>(sizeof(Elem));
+  const std::int64_t max_budget = *std::max_element(o.budgets.begin(), o.budgets.end());
+
+  for (int batch : o.batches)
+    for (std::int64_t t : o.contexts) {
+      const attention_shape shape{o.heads, o.kv_heads, o.head_dim, t};
+      const double kv_bytes = static_cast<double>(batch) * o.kv_heads * t * 2.0 * o.head_dim * elem;
+      const double need = 2 * kv_bytes + 3.0 * batch * o.heads * t * 4.0;
+      if (need > o.max_gib * 1073741824.0) {
+        std::printf("# skipped context %lld batch %d: needs %.1f GiB (> --max-gib %.0f)\n",
+                    static_cast<long long>(t), batch, need / 1073741824.0, o.max_gib);
+        continue;
+      }
+      const std::vector<int> lengths(static_cast<std::size_t>(batch), static_cast<int>(t));
+      // Queries: hashed, rounded to the cache's element type (the PyTorch peers get the same).
+      const std::size_t qn = static_cast<std::size_t>(batch) * o.heads * o.head_dim;
+      std::vector<float> q_host(qn);
+      for (int b = 0; b < batch; ++b)
+        for (int h = 0; h < o.heads; ++h)
+          for (int dim = 0; dim < o.head_dim; ++dim) {
+            const auto plane =
+                cuda::kernels::hashed_plane(cuda::kernels::hashed_tensor::query, b, h, batch,
+                                            o.heads);
+            const float x = cuda::kernels::hashed_uniform(o.seed, plane,
+                                                          static_cast<std::uint32_t>(dim));
+            q_host[(static_cast<std::size_t>(b) * o.heads + h) * o.head_dim + dim] =
+                cuda::elem_traits<Elem>::to_float(cuda::elem_traits<Elem>::from_float(x));
+          }
+      device_buffer<float> q, out_dense(qn), out_fasa(qn);
+      q.upload(q_host);
+
+      cuda::batch_decoder<Elem, selector::dense, storage::contiguous> dense(
+          shape, batch, selector::dense{}, storage::contiguous::for_shape(shape));
+      dense.set_lengths(lengths);
+      dense.fill_hashed(o.seed);
+      const graph dense_graph(stream, [&] { dense.decode(q.data(), out_dense.data(), stream); });
+      dense_graph.replay(stream);
+      FASA_CUDA_CHECK(cudaStreamSynchronize(stream));
+      const std::string tag = std::to_string(t) + "-" + std::to_string(batch);
+      if (!o.dump_dir.empty()) write_floats(o.dump_dir + "/dense-" + tag + ".f32", out_dense.download());
+
+      for (const std::string& gname : o.granularities) {
+        FASA_CHECK(gname == "kv_head" || gname == "query_head", "fasa-bench: unknown granularity '",
+                   gname, "'; known: kv_head, query_head");
+        const auto g = gname == "kv_head" ? selection_granularity::kv_head
+                                          : selection_granularity::query_head;
+        const auto pe = positional::rope::interleaved(o.head_dim, 500000.0);
+        const auto fcs = random_fcs(o, g, o.seed + 17);
+        const dominant_plan plan(pe, shape, g, fcs, cuda::vec_elems<Elem>);
+        cuda::batch_decoder<Elem, selector::fasa_tip, storage::split_dominant> fasa(
+            shape, batch, plan.tip(token_budget::tokens(max_budget)), plan.storage());
+        fasa.set_lengths(lengths);
+        fasa.fill_hashed(o.seed);
+        for (std::int64_t n_fac : o.budgets) {
+          fasa.set_budget(token_budget::tokens(n_fac));
+          const graph fasa_graph(stream, [&] { fasa.decode(q.data(), out_fasa.data(), stream); });
+          std::vector<double> dense_ms, fasa_ms;
+          for (int rep = 0; rep < o.warmup + o.reps; ++rep) {
+            for (int which = 0; which < 2; ++which) {
+              flush_l2();
+              FASA_CUDA_CHECK(cudaEventRecord(ev.a, stream));
+              (which == 0 ? dense_graph : fasa_graph).replay(stream);
+              FASA_CUDA_CHECK(cudaEventRecord(ev.b, stream));
+              FASA_CUDA_CHECK(cudaEventSynchronize(ev.b));
+              if (rep >= o.warmup) (which == 0 ? dense_ms : fasa_ms).push_back(ev.ms());
+            }
+          }
+          // Stage breakdown: eager steps with events between the stages.
+          cuda::stage_events se;
+          for (cudaEvent_t* e : {&se.start, &se.scored, &se.selected, &se.done})
+            FASA_CUDA_CHECK(cudaEventCreate(e));
+          std::vector<double> tip, topk, fac;
+          for (int rep = 0; rep < std::max(3, o.reps / 3); ++rep) {
+            flush_l2();
+            fasa.decode(q.data(), out_fasa.data(), stream, &se);
+            FASA_CUDA_CHECK(cudaEventSynchronize(se.done));
+            float a = 0, b = 0, c = 0;
+            FASA_CUDA_CHECK(cudaEventElapsedTime(&a, se.start, se.scored));
+            FASA_CUDA_CHECK(cudaEventElapsedTime(&b, se.scored, se.selected));
+            FASA_CUDA_CHECK(cudaEventElapsedTime(&c, se.selected, se.done));
+            tip.push_back(a), topk.push_back(b), fac.push_back(c);
+          }
+          for (cudaEvent_t e : {se.start, se.scored, se.selected, se.done}) cudaEventDestroy(e);
+
+          row r{};
+          r.context = t;
+          r.batch = batch;
+          r.granularity = gname;
+          r.n_fac = n_fac;
+          r.slab_width = plan.slab_width();
+          r.dense_ms = median(dense_ms);
+          r.fasa_ms = median(fasa_ms);
+          r.speedup = r.dense_ms / r.fasa_ms;
+          r.ceiling = 1.0 / (static_cast<double>(o.n_tip) / o.head_dim +
+                             static_cast<double>(n_fac) / static_cast<double>(t));
+          const int units = fasa.units();
+          r.dense_bytes = kv_bytes;
+          // TIP reads each KV head's slab once; FAC gathers n_fac K and V rows per unit.
+          r.fasa_bytes = static_cast<double>(batch) * o.kv_heads * t * plan.slab_width() * elem +
+                         static_cast<double>(batch) * units * std::min(n_fac, t) * 2.0 *
+                             o.head_dim * elem;
+          // Scores: written once by TIP, read twice by the top-k's first pass.
+          r.score_bytes = 3.0 * batch * units * t * 4.0;
+          r.dense_gbs = r.dense_bytes / (r.dense_ms * 1e-3) / 1e9;
+          r.fasa_gbs = (r.fasa_bytes + r.score_bytes) / (r.fasa_ms * 1e-3) / 1e9;
+          r.tip_ms = median(tip);
+          r.topk_ms = median(topk);
+          r.fac_ms = median(fac);
+          rows.push_back(r);
+          std::printf(
+              "ctx %6lld batch %2d %-10s N_fac %4lld | dense %8.4f ms (%4.0f GB/s, %3.0f%% of copy) "
+              "| FASA-C %8.4f ms | speedup %5.2fx of ceiling %5.2fx (%3.0f%%) | TIP %.4f top-k %.4f "
+              "FAC %.4f ms\n",
+              static_cast<long long>(t), batch, gname.c_str(), static_cast<long long>(n_fac),
+              r.dense_ms, r.dense_gbs, 100 * r.dense_gbs / copy_gbs, r.fasa_ms, r.speedup,
+              r.ceiling, 100 * r.speedup / r.ceiling, r.tip_ms, r.topk_ms, r.fac_ms);
+          std::fflush(stdout);
+
+          if (!o.dump_dir.empty()) {
+            // The graph's own output, from the last replay.
+            FASA_CUDA_CHECK(cudaStreamSynchronize(stream));
+            const std::string name = "fasa-" + tag + "-" + gname + "-" + std::to_string(n_fac) + ".f32";
+            write_floats(o.dump_dir + "/" + name, out_fasa.download());
+            std::ostringstream js;
+            js << "{\"context\":" << t << ",\"batch\":" << batch << ",\"heads\":" << o.heads
+               << ",\"kv_heads\":" << o.kv_heads << ",\"head_dim\":" << o.head_dim
+               << ",\"dtype\":\"" << cuda::elem_traits<Elem>::name << "\",\"seed\":" << o.seed
+               << ",\"granularity\":\"" << gname << "\",\"n_fac\":" << n_fac
+               << ",\"n_tip\":" << o.n_tip << ",\"dense_file\":\"dense-" << tag
+               << ".f32\",\"fasa_file\":\"" << name << "\",\"dense_ms\":" << r.dense_ms
+               << ",\"fasa_ms\":" << r.fasa_ms << ",\"dims\":[";
+            for (int u = 0; u < units; ++u) {
+              js << (u ? "," : "") << "[";
+              const auto dims = plan.unit_dims(u);
+              for (std::size_t i = 0; i < dims.size(); ++i) js << (i ? "," : "") << dims[i];
+              js << "]";
+            }
+            js << "]}\n";
+            index << js.str() << std::flush;
+          }
+        }
+      }
+    }
+
+  if (!o.csv.empty()) {
+    std::ofstream csv(o.csv);
+    csv << "gpu,driver,runtime,copy_gbs,heads,kv_heads,head_dim,dtype,n_tip,context,batch,"
+           "granularity,n_fac,slab_width,dense_ms,fasa_ms,speedup,ceiling,fraction_of_ceiling,"
+           "dense_bytes,fasa_bytes,score_bytes,dense_gbs,dense_fraction_of_copy,fasa_gbs,tip_ms,"
+           "topk_ms,fac_ms\n";
+    for (const row& r : rows)
+      csv << '"' << prop.name << "\"," << driver << ',' << runtime << ',' << copy_gbs << ','
+          << o.heads << ',' << o.kv_heads << ',' << o.head_dim << ','
+          << cuda::elem_traits<Elem>::name << ',' << o.n_tip << ',' << r.context << ','
+          << r.batch << ',' << r.granularity << ',' << r.n_fac << ',' << r.slab_width << ','
+          << r.dense_ms << ',' << r.fasa_ms << ',' << r.speedup << ',' << r.ceiling << ','
+          << r.speedup / r.ceiling << ',' << r.dense_bytes << ',' << r.fasa_bytes << ','
+          << r.score_bytes << ',' << r.dense_gbs << ',' << r.dense_gbs / copy_gbs << ','
+          << r.fasa_gbs << ',' << r.tip_ms << ',' << r.topk_ms << ',' << r.fac_ms << '\n';
+    FASA_CHECK(csv.good(), "fasa-bench: cannot write ", o.csv);
+    std::printf("# wrote %s\n", o.csv.c_str());
+  }
+  FASA_CUDA_CHECK(cudaStreamDestroy(stream));
+  return 0;
+}
+
+}  // namespace
+
+int run_cuda_bench(const cuda_bench_options& o) {
+  int devices = 0;
+  if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
+    std::cerr << "fasa-bench: --backend cuda needs a CUDA device; none is visible\n";
+    return 2;
+  }
+  if (o.dtype == "bf16") return run<__nv_bfloat16>(o);
+  if (o.dtype == "fp16") return run<__half>(o);
+  std::cerr << "fasa-bench: unknown --dtype '" << o.dtype << "'; known: bf16, fp16\n";
+  return 2;
+}
+
+}  // namespace fasa::tools
