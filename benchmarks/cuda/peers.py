@@ -135,15 +135,18 @@ class FasaPipeline:
         # the dominant-dim key cache, [B, units, t, 2*n_tip] (built at append time in the paper)
         self.K_dom = torch.stack([K[:, int(kv_of[u])][..., dims[u]] for u in range(units)], dim=1).contiguous()
         self.q4 = q.view(B, Hq, 1, d)
-        qs = q if self.per_query else q.view(B, Hkv, Hq // Hkv, d).sum(2)
-        self.q_dom = torch.stack([qs[:, u, dims[u]] for u in range(units)], dim=1).unsqueeze(2)
+        # the group's queries are summed in fp32 (as fasa does); the timed pipeline then scores
+        # in the model dtype, the check in fp32
+        qs = q.float() if self.per_query else q.float().view(B, Hkv, Hq // Hkv, d).sum(2)
+        self.q_dom32 = torch.stack([qs[:, u, dims[u]] for u in range(units)], dim=1).unsqueeze(2)
+        self.q_dom = self.q_dom32.to(q.dtype)
         self.b_idx = torch.arange(B, device=K.device).view(B, 1, 1)
         self.h_idx = kv_of.view(1, units, 1)
         self.n_fac = min(c["n_fac"], c["context"])
 
     def step(self, fp32_scores=False):
         if fp32_scores:
-            scores = self.q_dom.float() @ self.K_dom.float().transpose(-1, -2)
+            scores = self.q_dom32 @ self.K_dom.float().transpose(-1, -2)
         else:
             scores = self.q_dom @ self.K_dom.transpose(-1, -2)  # [B, units, 1, t]
         idx = scores.topk(self.n_fac, dim=-1).indices.squeeze(2)  # [B, units, n_fac]

@@ -125,7 +125,7 @@ struct row {
   double dense_ms, fasa_ms, speedup, ceiling;
   double dense_bytes, fasa_bytes, score_bytes;
   double dense_gbs, fasa_gbs;
-  double tip_ms, topk_ms, fac_ms;
+  double prep_ms, tip_ms, filter_ms, finish_ms, fac_ms;
 };
 
 template <class Elem>
@@ -226,20 +226,21 @@ int run(const cuda_bench_options& o) {
           }
           // Stage breakdown: eager steps with events between the stages.
           cuda::stage_events se;
-          for (cudaEvent_t* e : {&se.start, &se.scored, &se.selected, &se.done})
-            FASA_CUDA_CHECK(cudaEventCreate(e));
-          std::vector<double> tip, topk, fac;
+          const std::vector<cudaEvent_t*> marks = {&se.start,    &se.prepared, &se.scored,
+                                                   &se.filtered, &se.selected, &se.done};
+          for (cudaEvent_t* e : marks) FASA_CUDA_CHECK(cudaEventCreate(e));
+          std::vector<std::vector<double>> stage(marks.size() - 1);
           for (int rep = 0; rep < std::max(3, o.reps / 3); ++rep) {
             flush_l2();
             fasa.decode(q.data(), out_fasa.data(), stream, &se);
             FASA_CUDA_CHECK(cudaEventSynchronize(se.done));
-            float a = 0, b = 0, c = 0;
-            FASA_CUDA_CHECK(cudaEventElapsedTime(&a, se.start, se.scored));
-            FASA_CUDA_CHECK(cudaEventElapsedTime(&b, se.scored, se.selected));
-            FASA_CUDA_CHECK(cudaEventElapsedTime(&c, se.selected, se.done));
-            tip.push_back(a), topk.push_back(b), fac.push_back(c);
+            for (std::size_t i = 0; i + 1 < marks.size(); ++i) {
+              float ms = 0;
+              FASA_CUDA_CHECK(cudaEventElapsedTime(&ms, *marks[i], *marks[i + 1]));
+              stage[i].push_back(ms);
+            }
           }
-          for (cudaEvent_t e : {se.start, se.scored, se.selected, se.done}) cudaEventDestroy(e);
+          for (cudaEvent_t* e : marks) cudaEventDestroy(*e);
 
           row r{};
           r.context = t;
@@ -262,17 +263,20 @@ int run(const cuda_bench_options& o) {
           r.score_bytes = 3.0 * batch * units * t * 4.0;
           r.dense_gbs = r.dense_bytes / (r.dense_ms * 1e-3) / 1e9;
           r.fasa_gbs = (r.fasa_bytes + r.score_bytes) / (r.fasa_ms * 1e-3) / 1e9;
-          r.tip_ms = median(tip);
-          r.topk_ms = median(topk);
-          r.fac_ms = median(fac);
+          r.prep_ms = median(stage[0]);
+          r.tip_ms = median(stage[1]);
+          r.filter_ms = median(stage[2]);
+          r.finish_ms = median(stage[3]);
+          r.fac_ms = median(stage[4]);
           rows.push_back(r);
           std::printf(
               "ctx %6lld batch %2d %-10s N_fac %4lld | dense %8.4f ms (%4.0f GB/s, %3.0f%% of copy) "
-              "| FASA-C %8.4f ms | speedup %5.2fx of ceiling %5.2fx (%3.0f%%) | TIP %.4f top-k %.4f "
-              "FAC %.4f ms\n",
+              "| FASA-C %8.4f ms | speedup %5.2fx of ceiling %5.2fx (%3.0f%%) | eager stages: prep "
+              "%.4f TIP %.4f filter %.4f finish %.4f FAC %.4f ms\n",
               static_cast<long long>(t), batch, gname.c_str(), static_cast<long long>(n_fac),
               r.dense_ms, r.dense_gbs, 100 * r.dense_gbs / copy_gbs, r.fasa_ms, r.speedup,
-              r.ceiling, 100 * r.speedup / r.ceiling, r.tip_ms, r.topk_ms, r.fac_ms);
+              r.ceiling, 100 * r.speedup / r.ceiling, r.prep_ms, r.tip_ms, r.filter_ms,
+              r.finish_ms, r.fac_ms);
           std::fflush(stdout);
 
           if (!o.dump_dir.empty()) {
@@ -305,8 +309,8 @@ int run(const cuda_bench_options& o) {
     std::ofstream csv(o.csv);
     csv << "gpu,driver,runtime,copy_gbs,heads,kv_heads,head_dim,dtype,n_tip,context,batch,"
            "granularity,n_fac,slab_width,dense_ms,fasa_ms,speedup,ceiling,fraction_of_ceiling,"
-           "dense_bytes,fasa_bytes,score_bytes,dense_gbs,dense_fraction_of_copy,fasa_gbs,tip_ms,"
-           "topk_ms,fac_ms\n";
+           "dense_bytes,fasa_bytes,score_bytes,dense_gbs,dense_fraction_of_copy,fasa_gbs,prep_ms,"
+           "tip_ms,filter_ms,finish_ms,fac_ms\n";
     for (const row& r : rows)
       csv << '"' << prop.name << "\"," << driver << ',' << runtime << ',' << copy_gbs << ','
           << o.heads << ',' << o.kv_heads << ',' << o.head_dim << ','
@@ -315,7 +319,8 @@ int run(const cuda_bench_options& o) {
           << r.dense_ms << ',' << r.fasa_ms << ',' << r.speedup << ',' << r.ceiling << ','
           << r.speedup / r.ceiling << ',' << r.dense_bytes << ',' << r.fasa_bytes << ','
           << r.score_bytes << ',' << r.dense_gbs << ',' << r.dense_gbs / copy_gbs << ','
-          << r.fasa_gbs << ',' << r.tip_ms << ',' << r.topk_ms << ',' << r.fac_ms << '\n';
+          << r.fasa_gbs << ',' << r.prep_ms << ',' << r.tip_ms << ',' << r.filter_ms << ','
+          << r.finish_ms << ',' << r.fac_ms << '\n';
     FASA_CHECK(csv.good(), "fasa-bench: cannot write ", o.csv);
     std::printf("# wrote %s\n", o.csv.c_str());
   }

@@ -11,7 +11,7 @@
 // One decode step (decode()):
 //   1. prepare_queries: attention queries in storage order; each unit's scoring query;
 //   2. tip_scores (selectors other than dense): a score per cached token and unit (FASA Eq. 6);
-//   3. topk_radix_select: the unit's keep(n) best tokens (FASA Eq. 7);
+//   3. topk_filter + topk_finish: the unit's keep(n) best tokens (FASA Eq. 7);
 //   4. attend_split + merge_splits: exact attention over the kept rows, gathered from the cache,
 //      split over the token range (FASA Eq. 8); dense runs step 4 alone over every token.
 // Every step is a kernel launch on the given stream with no host synchronisation, so a step can
@@ -54,7 +54,8 @@ inline selector::fasa_tip device_copy(const selector::fasa_tip& s,
 
 // Optional events recorded between the stages of decode(), for benchmarks.
 struct stage_events {
-  cudaEvent_t start = nullptr, scored = nullptr, selected = nullptr, done = nullptr;
+  cudaEvent_t start = nullptr, prepared = nullptr, scored = nullptr, filtered = nullptr,
+              selected = nullptr, done = nullptr;
 };
 
 template <class Elem, class Sel, class St>
@@ -89,6 +90,9 @@ class batch_decoder {
                " (build the dominant_plan with slab_multiple = ", vec, ")");
     FASA_CHECK(shape.capacity <= std::int64_t{1} << 30, "batch_decoder: capacity ",
                shape.capacity, " is beyond the 2^30 tokens the int32 indices allow");
+    int device = 0;
+    FASA_CUDA_CHECK(cudaGetDevice(&device));
+    FASA_CUDA_CHECK(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, device));
     sel_dev_ = device_copy(sel, sel_tables_);
     st_dev_ = layout<St>::device_copy(st, st_tables_);
     cache_.resize(static_cast<std::size_t>(batch) * static_cast<std::size_t>(seq_elements()));
@@ -107,6 +111,23 @@ class batch_decoder {
       scores_.resize(rows * cap);
       cand_.resize(rows * 2 * cap);
       idx_.resize(rows * static_cast<std::size_t>(kcap_));
+      hist_.resize(rows * kernels::topk_hist_bins + rows * 2);
+      // Which storage positions each unit scores (the selector's score_dims, or every dim).
+      std::vector<float> mask(static_cast<std::size_t>(units_) * d, 0.0f);
+      for (int u = 0; u < units_; ++u) {
+        const int kv =
+            sel.granularity() == selection_granularity::query_head ? shape.kv_head_of(u) : u;
+        for (int j = 0; j < shape.head_dim; ++j) {
+          const int dim = layout<St>::dim_at(st, kv, j);
+          bool scored = true;
+          if constexpr (Sel::kind == score_kind::dot_dim_subset) {
+            scored = false;
+            for (std::int32_t sd : sel.score_dims(u)) scored = scored || sd == dim;
+          }
+          mask[static_cast<std::size_t>(u) * d + static_cast<std::size_t>(j)] = scored ? 1.0f : 0.0f;
+        }
+      }
+      score_mask_.upload(mask);
       // Score the slab alone when every scored dim is in it, else whole rows.
       score_width_ = shape.head_dim;
       if constexpr (Sel::kind == score_kind::dot_dim_subset) {
@@ -142,7 +163,8 @@ class batch_decoder {
   int score_width() const { return score_width_; }
   std::size_t device_bytes() const {
     return cache_.bytes() + q_att_.bytes() + q_tip_.bytes() + scores_.bytes() + cand_.bytes() +
-           idx_.bytes() + part_o_.bytes() + part_lse_.bytes();
+           idx_.bytes() + part_o_.bytes() + part_lse_.bytes() + hist_.bytes() +
+           score_mask_.bytes();
   }
 
   // Writes count tokens of sequence b at positions t0 .. t0+count-1 (host fp32, keys rotated).
@@ -206,10 +228,14 @@ class batch_decoder {
     FASA_CHECK(max_len_ > 0, "batch_decoder::decode: set_lengths first");
     const int d = shape_.head_dim;
     if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->start, stream));
-    kernels::prepare_queries<<<batch_, 128, 0, stream>>>(
-        sel_dev_, st_dev_, shape_, q, q_att_.data(), q_tip_.data(),
+    const int prep_blocks = std::max(shape_.num_q_heads, units_);
+    kernels::prepare_queries<<<dim3(static_cast<unsigned>(prep_blocks),
+                                    static_cast<unsigned>(batch_)),
+                               static_cast<unsigned>(d), 0, stream>>>(
+        st_dev_, shape_, sel_.granularity(), score_mask_.data(), q, q_att_.data(), q_tip_.data(),
         static_cast<float>(1.4426950408889634 / std::sqrt(static_cast<double>(d))));
     FASA_CUDA_CHECK_LAUNCH("prepare_queries");
+    if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->prepared, stream));
     kernels::attend_args a{};
     a.shape = shape_;
     a.q_att = q_att_.data();
@@ -223,6 +249,7 @@ class batch_decoder {
       a.budget = token_budget::all();
       a.unit_is_query_head = false;
       if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->scored, stream));
+      if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->filtered, stream));
       if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->selected, stream));
     } else {
       const selection_granularity g = sel_.granularity();
@@ -235,8 +262,15 @@ class batch_decoder {
       t.forced = sel_.forced();
       t.scores = scores_.data();
       t.score_stride = shape_.capacity;
+      t.budget = budget_of(sel_);
+      t.hist = hist_.data();
+      const std::size_t rows = static_cast<std::size_t>(batch_) * static_cast<std::size_t>(units_);
+      FASA_CUDA_CHECK(cudaMemsetAsync(hist_.data(), 0, hist_.bytes(), stream));
+      const std::int64_t per_block = kernels::tip_threads * kernels::tip_rows_per_thread;
+      const std::int64_t want = std::max<std::int64_t>(
+          1, std::int64_t{sms_} * 16 / (std::int64_t{shape_.num_kv_heads} * batch_));
       const dim3 tip_grid(
-          static_cast<unsigned>((max_len_ + kernels::tip_threads - 1) / kernels::tip_threads),
+          static_cast<unsigned>(std::min((max_len_ + per_block - 1) / per_block, want)),
           static_cast<unsigned>(shape_.num_kv_heads), static_cast<unsigned>(batch_));
       const int per_kv = g == selection_granularity::query_head ? shape_.group_size() : 1;
       launch_by_count(per_kv, [&](auto umax) {
@@ -254,13 +288,23 @@ class batch_decoder {
       k.lengths = lengths_dev_.data();
       k.units = units_;
       k.budget = budget_of(sel_);
+      k.hist = hist_.data();
+      k.counts = hist_.data() + rows * kernels::topk_hist_bins;
       k.out = idx_.data();
       k.out_stride = kcap_;
       k.cand = cand_.data();
       k.cand_stride = shape_.capacity;
-      kernels::topk_radix_select<<<static_cast<unsigned>(batch_ * units_), kernels::topk_threads,
-                                   0, stream>>>(k);
-      FASA_CUDA_CHECK_LAUNCH("topk_radix_select");
+      const std::int64_t filter_per_row = std::clamp<std::int64_t>(
+          std::int64_t{sms_} * 4 / static_cast<std::int64_t>(rows), 1,
+          std::max<std::int64_t>(1, (max_len_ + 1023) / 1024));
+      kernels::topk_filter<<<dim3(static_cast<unsigned>(filter_per_row),
+                                  static_cast<unsigned>(rows)),
+                             kernels::topk_filter_threads, 0, stream>>>(k);
+      FASA_CUDA_CHECK_LAUNCH("topk_filter");
+      if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->filtered, stream));
+      kernels::topk_finish<<<static_cast<unsigned>(rows), kernels::topk_finish_threads, 0,
+                             stream>>>(k);
+      FASA_CUDA_CHECK_LAUNCH("topk_finish");
       if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->selected, stream));
       a.gather = true;
       a.idx = idx_.data();
@@ -274,9 +318,17 @@ class batch_decoder {
                     static_cast<unsigned>(batch_));
     launch_by_count(per_unit, [&](auto qmax) {
       with_head_dim([&](auto dim) {
-        kernels::attend_split<Elem, St, decltype(dim)::value, decltype(qmax)::value>
-            <<<grid, kernels::attend_threads, 0, stream>>>(st_dev_, cache_.data(),
-                                                           seq_elements(), a);
+        constexpr int D = decltype(dim)::value, QMAX = decltype(qmax)::value;
+        constexpr int smem = kernels::attend_smem_bytes<Elem, D, QMAX>();
+        const auto kernel = kernels::attend_split<Elem, St, D, QMAX>;
+        static const bool configured = [&] {  // once per instantiation: > 48 KB of shared memory
+          FASA_CUDA_CHECK(
+              cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+          return true;
+        }();
+        (void)configured;
+        kernel<<<grid, kernels::attend_threads, smem, stream>>>(st_dev_, cache_.data(),
+                                                                seq_elements(), a);
       });
     });
     FASA_CUDA_CHECK_LAUNCH("attend_split");
@@ -377,10 +429,7 @@ class batch_decoder {
       per_query = sel_.granularity() == selection_granularity::query_head;
     }
     const std::int64_t units = per_query ? shape_.num_q_heads : shape_.num_kv_heads;
-    int sms = 0, device = 0;
-    FASA_CUDA_CHECK(cudaGetDevice(&device));
-    FASA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-    const std::int64_t target_blocks = std::int64_t{sms} * 8;
+    const std::int64_t target_blocks = std::int64_t{sms_} * 8;
     const std::int64_t want_splits =
         std::max<std::int64_t>(1, (target_blocks + batch_ * units - 1) / (batch_ * units));
     std::int64_t chunk = (count + want_splits - 1) / want_splits;
@@ -409,6 +458,9 @@ class batch_decoder {
   int chunk_ = 0, max_splits_ = 0;
   device_buffer<float> q_att_, q_tip_, scores_, part_o_, part_lse_;
   device_buffer<std::int32_t> idx_, cand_;
+  device_buffer<unsigned> hist_;     // [rows, topk_hist_bins], then [rows, 2] counters
+  device_buffer<float> score_mask_;  // [units, head_dim]
+  int sms_ = 0;
 };
 
 }  // namespace fasa::cuda

@@ -10,9 +10,11 @@
 //  - FAC (FASA Eq. 8): the tokens are the unit's selected indices, gathered straight from the
 //    cache rows (no staging copy); a unit is a KV head (kv_head granularity, the group shares
 //    the rows) or one query head (query_head granularity, the paper's mode).
-// Each row of the block's threads (D / vector-width lanes) owns one token at a time; a lane
-// holds one 16-byte vector of K and of V, so a key row is one coalesced read. Queries arrive in
-// the KV head's storage order (prepare_queries), so split_dominant rows need no per-dim
+// K/V tiles stream through a multi-stage cp.async pipeline into shared memory. The block's
+// threads form groups of D / vector-width lanes, one group per (query head of the unit, token
+// slot): a lane owns one 16-byte vector of the row, so the query heads of a GQA group read the
+// same K/V tile from shared memory and each thread keeps one head's state only. Queries arrive
+// in the KV head's storage order (prepare_queries), so split_dominant rows need no per-dim
 // indexing, and pre-scaled by log2(e)/sqrt(d) so the softmax runs on exp2.
 
 #include <cstdint>
@@ -23,7 +25,7 @@
 
 namespace fasa::cuda::kernels {
 
-inline constexpr int attend_threads = 128;
+inline constexpr int attend_threads = 256;
 
 struct attend_args {
   attention_shape shape;
@@ -45,18 +47,47 @@ __host__ __device__ inline std::int64_t attend_count(const attend_args& a, std::
   return a.gather ? a.budget.keep(n) : n;
 }
 
-// grid: (max_splits, units, batch). QMAX >= queries per unit.
+// Asynchronous 16-byte global-to-shared copy (sm_80+), bypassing L1: the cache is read once.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
+inline constexpr int attend_tile = 32;   // tokens per pipeline stage
+inline constexpr int attend_stages = 4;  // stages in flight
+
+// Dynamic shared memory of attend_split: the K/V pipeline, reused for the final combine.
+template <class Elem, int D, int QMAX>
+constexpr int attend_smem_bytes() {
+  constexpr int slots = attend_threads / (D / vec_elems<Elem>) / QMAX;
+  constexpr int pipe = attend_stages * attend_tile * D * 2 * static_cast<int>(sizeof(Elem));
+  constexpr int combine = slots * QMAX * (D + 2) * 4;
+  return pipe > combine ? pipe : combine;
+}
+
+// grid: (max_splits, units, batch); block: attend_threads; dynamic shared memory
+// attend_smem_bytes(). QMAX >= queries per unit.
 template <class Elem, class St, int D, int QMAX>
 __global__ __launch_bounds__(attend_threads) void attend_split(St st, const Elem* cache,
                                                                std::int64_t seq_elems,
                                                                attend_args a) {
   constexpr int V = vec_elems<Elem>;
   constexpr int LANES = D / V;
-  constexpr int ROWS = attend_threads / LANES;
-  constexpr int U = 2;  // tokens per row and iteration: more loads in flight
+  constexpr int SLOTS = attend_threads / (LANES * QMAX);  // token slots per tile pass
+  constexpr int TILE = attend_tile;
+  constexpr int U = TILE / SLOTS;  // tokens per thread and tile
+  constexpr int S = attend_stages;
   static_assert(LANES <= 32 && 32 % LANES == 0, "a key row must fit in one warp");
-  __shared__ float sm_m[ROWS][QMAX], sm_l[ROWS][QMAX];
-  __shared__ float sm_o[ROWS][QMAX][D];
+  static_assert(SLOTS >= 1 && TILE % SLOTS == 0, "a tile must split evenly over the slots");
+  static_assert(TILE * LANES % attend_threads == 0, "a tile's copies must split evenly");
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  Elem* ks = reinterpret_cast<Elem*>(smem_raw);  // [S][TILE][D]
+  Elem* vs = ks + S * TILE * D;                  // [S][TILE][D]
 
   const int split = blockIdx.x, unit = blockIdx.y, b = blockIdx.z;
   const std::int64_t n = a.lengths[b];
@@ -68,119 +99,119 @@ __global__ __launch_bounds__(attend_threads) void attend_split(St st, const Elem
   const int kv = a.unit_is_query_head ? unit / group : unit;
   const int nq = a.unit_is_query_head ? 1 : group;
   const int q0 = a.unit_is_query_head ? unit : unit * group;
-  const int row = threadIdx.x / LANES, lane = threadIdx.x % LANES, col = lane * V;
-
-  float q[QMAX][V];
-#pragma unroll
-  for (int g = 0; g < QMAX; ++g)
-#pragma unroll
-    for (int e = 0; e < V; ++e)
-      q[g][e] = g < nq ? a.q_att[(static_cast<std::int64_t>(b) * a.shape.num_q_heads + q0 + g) * D +
-                                 col + e]
-                       : 0.0f;
+  const int lane = threadIdx.x % LANES, col = lane * V;
+  const int g = threadIdx.x / LANES % QMAX;  // this thread's query head within the unit
+  const int slot = threadIdx.x / (LANES * QMAX);
   const Elem* base = cache + b * seq_elems;
   const int fw = layout<St>::first_width(st);
-  const bool in_first = col < fw;
   const int units = a.unit_is_query_head ? a.shape.num_q_heads : a.shape.num_kv_heads;
-  const std::int32_t* list = a.gather ? a.idx + (static_cast<std::int64_t>(b) * units + unit) *
-                                                    a.idx_stride
-                                      : nullptr;
+  const std::int32_t* list =
+      a.gather ? a.idx + (static_cast<std::int64_t>(b) * units + unit) * a.idx_stride : nullptr;
+  const int tiles = static_cast<int>((end - begin + TILE - 1) / TILE);
 
-  float m[QMAX], l[QMAX], o[QMAX][V];
+  // Issues the copies of tile `tile` into stage `stage`: TILE rows x LANES vectors of K and V.
+  const auto load_tile = [&](int tile, int stage) {
 #pragma unroll
-  for (int g = 0; g < QMAX; ++g) {
-    m[g] = -INFINITY;
-    l[g] = 0.0f;
-#pragma unroll
-    for (int e = 0; e < V; ++e) o[g][e] = 0.0f;
-  }
-
-  for (std::int64_t i0 = begin; i0 < end; i0 += ROWS * U) {
-    uint4 kr[U], vr[U];
-    bool valid[U];
-#pragma unroll
-    for (int uu = 0; uu < U; ++uu) {
-      const std::int64_t i = i0 + row + uu * ROWS;
-      valid[uu] = i < end;
-      if (valid[uu]) {
-        const std::int64_t t = list != nullptr ? list[i] : i;
-        kr[uu] = load_raw(in_first ? base + layout<St>::first_row(st, kv, t) + col
-                                   : base + layout<St>::second_row(st, kv, t) + (col - fw));
-        vr[uu] = load_raw(base + layout<St>::value_row(st, kv, t) + col);
-      }
+    for (int i = 0; i < TILE * LANES / attend_threads; ++i) {
+      const int item = i * attend_threads + threadIdx.x;
+      const int r = item / LANES, c = (item % LANES) * V;
+      const std::int64_t pos = begin + static_cast<std::int64_t>(tile) * TILE + r;
+      if (pos >= end) continue;
+      const std::int64_t t = list != nullptr ? list[pos] : pos;
+      const Elem* k = c < fw ? base + layout<St>::first_row(st, kv, t) + c
+                             : base + layout<St>::second_row(st, kv, t) + (c - fw);
+      cp_async16(ks + (stage * TILE + r) * D + c, k);
+      cp_async16(vs + (stage * TILE + r) * D + c, base + layout<St>::value_row(st, kv, t) + c);
     }
-    float s[U][QMAX];
+  };
+
+  float q[V];
+#pragma unroll
+  for (int e = 0; e < V; ++e)
+    q[e] = g < nq ? a.q_att[(static_cast<std::int64_t>(b) * a.shape.num_q_heads + q0 + g) * D +
+                            col + e]
+                  : 0.0f;
+  float m = -INFINITY, l = 0.0f, o[V];
+#pragma unroll
+  for (int e = 0; e < V; ++e) o[e] = 0.0f;
+
+#pragma unroll
+  for (int i = 0; i < S - 1; ++i) {
+    if (i < tiles) load_tile(i, i);
+    cp_async_commit();
+  }
+  for (int tile = 0; tile < tiles; ++tile) {
+    if (tile + S - 1 < tiles) load_tile(tile + S - 1, (tile + S - 1) % S);
+    cp_async_commit();
+    cp_async_wait<S - 1>();  // this thread's copies of `tile` have landed
+    __syncthreads();         // and everyone else's
+    const Elem* kt = ks + (tile % S) * TILE * D;
+    const Elem* vt = vs + (tile % S) * TILE * D;
+    const std::int64_t tile_begin = begin + static_cast<std::int64_t>(tile) * TILE;
+    float s[U];
+    float mx = m;
 #pragma unroll
     for (int uu = 0; uu < U; ++uu) {
+      const int r = slot + uu * SLOTS;
       float k[V];
-      to_floats<Elem>(kr[uu], k);
+      to_floats<Elem>(*reinterpret_cast<const uint4*>(kt + r * D + col), k);
+      float dot = 0.0f;
 #pragma unroll
-      for (int g = 0; g < QMAX; ++g) {
-        float dot = 0.0f;
+      for (int e = 0; e < V; ++e) dot = fmaf(q[e], k[e], dot);
 #pragma unroll
-        for (int e = 0; e < V; ++e) dot = fmaf(q[g][e], valid[uu] ? k[e] : 0.0f, dot);
+      for (int off = LANES / 2; off > 0; off /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, off);
+      s[uu] = tile_begin + r < end ? dot : -INFINITY;
+      mx = fmaxf(mx, s[uu]);
+    }
+    if (mx != -INFINITY) {  // else: no valid token yet for this slot
+      const float scale = exp2f(m - mx);
+      l *= scale;
 #pragma unroll
-        for (int off = LANES / 2; off > 0; off /= 2) dot += __shfl_xor_sync(0xffffffffu, dot, off);
-        s[uu][g] = valid[uu] ? dot : -INFINITY;
+      for (int e = 0; e < V; ++e) o[e] *= scale;
+      m = mx;
+#pragma unroll
+      for (int uu = 0; uu < U; ++uu) {
+        const int r = slot + uu * SLOTS;
+        if (tile_begin + r >= end) continue;
+        const float p = exp2f(s[uu] - mx);
+        l += p;
+        float v[V];
+        to_floats<Elem>(*reinterpret_cast<const uint4*>(vt + r * D + col), v);
+#pragma unroll
+        for (int e = 0; e < V; ++e) o[e] = fmaf(p, v[e], o[e]);
       }
     }
-    float p[U][QMAX];
-#pragma unroll
-    for (int g = 0; g < QMAX; ++g) {
-      float mx = m[g];
-#pragma unroll
-      for (int uu = 0; uu < U; ++uu) mx = fmaxf(mx, s[uu][g]);
-      if (mx == -INFINITY) {  // no valid token yet for this row
-#pragma unroll
-        for (int uu = 0; uu < U; ++uu) p[uu][g] = 0.0f;
-        continue;
-      }
-      const float scale = exp2f(m[g] - mx);
-      float psum = 0.0f;
-#pragma unroll
-      for (int uu = 0; uu < U; ++uu) psum += (p[uu][g] = exp2f(s[uu][g] - mx));
-      l[g] = l[g] * scale + psum;
-      m[g] = mx;
-#pragma unroll
-      for (int e = 0; e < V; ++e) o[g][e] *= scale;
-    }
-#pragma unroll
-    for (int uu = 0; uu < U; ++uu) {
-      if (!valid[uu]) continue;
-      float v[V];
-      to_floats<Elem>(vr[uu], v);
-#pragma unroll
-      for (int g = 0; g < QMAX; ++g)
-#pragma unroll
-        for (int e = 0; e < V; ++e) o[g][e] = fmaf(p[uu][g], v[e], o[g][e]);
-    }
+    __syncthreads();  // the stage is refilled S-1 tiles later
   }
+  cp_async_wait<0>();
+  __syncthreads();
 
-  // Combine the block's rows: each row saw a strided subset of the chunk's tokens.
-#pragma unroll
-  for (int g = 0; g < QMAX; ++g) {
-    if (lane == 0) {
-      sm_m[row][g] = m[g];
-      sm_l[row][g] = l[g];
-    }
-#pragma unroll
-    for (int e = 0; e < V; ++e) sm_o[row][g][col + e] = o[g][e];
+  // Combine the block's slots (each saw every SLOTS-th token), reusing the pipeline's memory.
+  float* sm_m = reinterpret_cast<float*>(smem_raw);  // [SLOTS][QMAX]
+  float* sm_l = sm_m + SLOTS * QMAX;                 // [SLOTS][QMAX]
+  float* sm_o = sm_l + SLOTS * QMAX;                 // [SLOTS][QMAX][D]
+  if (lane == 0) {
+    sm_m[slot * QMAX + g] = m;
+    sm_l[slot * QMAX + g] = l;
   }
+#pragma unroll
+  for (int e = 0; e < V; ++e) sm_o[(slot * QMAX + g) * D + col + e] = o[e];
   __syncthreads();
   for (int i = threadIdx.x; i < nq * D; i += attend_threads) {
-    const int g = i / D, dim = i % D;
-    float mx = -INFINITY;
-    for (int r = 0; r < ROWS; ++r) mx = fmaxf(mx, sm_m[r][g]);
+    const int h = i / D, dim = i % D;
+    float top = -INFINITY;
+    for (int r = 0; r < SLOTS; ++r) top = fmaxf(top, sm_m[r * QMAX + h]);
     float den = 0.0f, num = 0.0f;
-    for (int r = 0; r < ROWS; ++r) {
-      if (sm_m[r][g] == -INFINITY) continue;
-      const float w = exp2f(sm_m[r][g] - mx);
-      den += w * sm_l[r][g];
-      num += w * sm_o[r][g][dim];
+    for (int r = 0; r < SLOTS; ++r) {
+      const float mr = sm_m[r * QMAX + h];
+      if (mr == -INFINITY) continue;
+      const float w = exp2f(mr - top);
+      den += w * sm_l[r * QMAX + h];
+      num += w * sm_o[(r * QMAX + h) * D + dim];
     }
-    const std::int64_t head = static_cast<std::int64_t>(b) * a.shape.num_q_heads + q0 + g;
+    const std::int64_t head = static_cast<std::int64_t>(b) * a.shape.num_q_heads + q0 + h;
     a.part_o[(head * a.max_splits + split) * D + dim] = num / den;
-    if (dim == 0) a.part_lse[head * a.max_splits + split] = mx + log2f(den);
+    if (dim == 0) a.part_lse[head * a.max_splits + split] = top + log2f(den);
   }
 }
 

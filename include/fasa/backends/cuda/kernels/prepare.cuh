@@ -18,39 +18,34 @@
 
 namespace fasa::cuda::kernels {
 
-// grid: batch; q, q_att: [batch, num_q_heads, head_dim]; q_tip: [batch, units, head_dim].
-template <class Sel, class St>
-__global__ void prepare_queries(Sel sel, St st, attention_shape shape, const float* q,
-                                float* q_att, float* q_tip, float att_scale) {
-  const int b = blockIdx.x;
-  const int d = shape.head_dim;
-  const int group = shape.group_size();
+// grid: (max(num_q_heads, units), batch); block: head_dim threads.
+// q, q_att: [batch, num_q_heads, head_dim]; q_tip: [batch, units, head_dim];
+// score_mask: [units, head_dim] in the unit's KV head's storage order, 1 where the selector
+// scores that dim (its score_dims for fasa_tip, every dim for oracle_topk), else 0; null for
+// selectors that do not score (dense).
+template <class St>
+__global__ void prepare_queries(St st, attention_shape shape, selection_granularity g,
+                                const float* score_mask, const float* q, float* q_att,
+                                float* q_tip, float att_scale) {
+  const int b = blockIdx.y, j = threadIdx.x, d = shape.head_dim;
   const float* qb = q + static_cast<std::int64_t>(b) * shape.num_q_heads * d;
-  for (int i = threadIdx.x; i < shape.num_q_heads * d; i += blockDim.x) {
-    const int h = i / d, j = i % d;
+  const int h = blockIdx.x;
+  if (h < shape.num_q_heads) {
     const int dim = layout<St>::dim_at(st, shape.kv_head_of(h), j);
-    q_att[static_cast<std::int64_t>(b) * shape.num_q_heads * d + i] = qb[h * d + dim] * att_scale;
+    q_att[(static_cast<std::int64_t>(b) * shape.num_q_heads + h) * d + j] =
+        qb[h * d + dim] * att_scale;
   }
-  if constexpr (Sel::kind != score_kind::none) {
-    const selection_granularity g = sel.granularity();
-    const int units = num_selection_units(shape, g);
-    for (int i = threadIdx.x; i < units * d; i += blockDim.x) {
-      const int u = i / d, j = i % d;
-      const int kv = g == selection_granularity::query_head ? shape.kv_head_of(u) : u;
-      const int first_q = g == selection_granularity::query_head ? u : u * group;
-      const int count = g == selection_granularity::query_head ? 1 : group;
-      const int dim = layout<St>::dim_at(st, kv, j);
-      bool scored = true;
-      if constexpr (Sel::kind == score_kind::dot_dim_subset) {
-        scored = false;
-        for (std::int32_t sd : sel.score_dims(u)) scored = scored || sd == dim;
-      }
-      float sum = 0.0f;
-      if (scored)
-        for (int k = 0; k < count; ++k) sum += qb[(first_q + k) * d + dim];
-      q_tip[static_cast<std::int64_t>(b) * units * d + i] = sum;
-    }
-  }
+  const int units = num_selection_units(shape, g);
+  const int u = blockIdx.x;
+  if (score_mask == nullptr || u >= units) return;
+  const bool per_query = g == selection_granularity::query_head;
+  const int kv = per_query ? shape.kv_head_of(u) : u;
+  const int first_q = per_query ? u : u * shape.group_size();
+  const int count = per_query ? 1 : shape.group_size();
+  const int dim = layout<St>::dim_at(st, kv, j);
+  float sum = 0.0f;
+  for (int k = 0; k < count; ++k) sum += qb[(first_q + k) * d + dim];
+  q_tip[(static_cast<std::int64_t>(b) * units + u) * d + j] = sum * score_mask[u * d + j];
 }
 
 // Writes `count` tokens of sequence b from position t0. k_rot, v: [count, kv_heads, head_dim].

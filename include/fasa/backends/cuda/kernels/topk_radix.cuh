@@ -2,18 +2,17 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-// TopK-I (FASA Eq. 7) per row of scores: a most-significant-digit radix select, one block per
-// row, never a sort. Scores map to unsigned keys whose order is the float order (NaN lowest, as
-// in fasa/core/topk.hpp). Each pass histograms one digit of the remaining candidates in shared
-// memory, finds the digit value that holds the k-th best, writes every candidate above it to
-// the output, and keeps those on it as the next pass's candidates (so only the first pass reads
-// the whole row; the later ones read a few survivors). Three passes cover the 32-bit key
-// (12 + 12 + 8 bits); survivors of all three have equal scores, and three more passes over
-// their inverted indices keep the lowest indices among them: the tie rule of the CPU top-k, so
-// selections match it exactly up to rounding of the scores themselves.
-//
-// Output: per row, keep(n) token indices in no particular order. When keep(n) >= n it is
-// 0 .. n-1 (the whole cache).
+// TopK-I (FASA Eq. 7) per row of scores: a most-significant-digit radix select, never a sort.
+// Scores map to unsigned keys whose order is the float order (NaN lowest, as fasa/core/topk.hpp).
+//  1. The histogram of the keys' top 10 bits is built while the scores are made (tip_scores).
+//  2. topk_filter, many blocks per row: finds the bin that holds the k-th best, writes every
+//     token of a higher bin to the output and every token of that bin to a candidate list
+//     (the only full pass over the scores).
+//  3. topk_finish, one block per row: radix passes over the few candidates only (11 + 11 more
+//     key bits); survivors of all of them have equal scores, and passes over their inverted
+//     indices keep the lowest indices: the tie rule of the CPU top-k, so selections match it up
+//     to the rounding of the scores themselves.
+// Output: per row, keep(n) token indices in no particular order; 0 .. n-1 when keep(n) >= n.
 
 #include <cub/block/block_scan.cuh>
 
@@ -24,12 +23,17 @@
 
 namespace fasa::cuda::kernels {
 
-inline constexpr int topk_threads = 512;
+inline constexpr int topk_hist_bits = 10;  // the first pass's digit: the key's top bits
+inline constexpr int topk_hist_bins = 1 << topk_hist_bits;
 
 __device__ __forceinline__ std::uint32_t ordered_key(float s) {
   const std::uint32_t u = __float_as_uint(s);
   if (isnan(s)) return 0u;
   return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+__device__ __forceinline__ unsigned first_digit(float s) {
+  return ordered_key(s) >> (32 - topk_hist_bits);
 }
 
 struct topk_args {
@@ -38,97 +42,164 @@ struct topk_args {
   const int* lengths;  // [batch]; row r belongs to sequence r / units
   int units;
   token_budget budget = token_budget::all();
-  std::int32_t* out;  // [rows, out_stride]
+  const unsigned* hist;  // [rows, topk_hist_bins]: the first digit's histogram
+  unsigned* counts;      // [rows, 2]: tokens written to out, candidates written (zeroed)
+  std::int32_t* out;     // [rows, out_stride]
   std::int64_t out_stride;
   std::int32_t* cand;  // scratch [rows, 2, cand_stride]
   std::int64_t cand_stride;
 };
 
-// grid: rows; block: topk_threads.
-__global__ __launch_bounds__(topk_threads) void topk_radix_select(topk_args a) {
-  constexpr int T = topk_threads;
-  constexpr int MAX_BINS = 4096;
+// Finds, among `bins` histogram bins (hist(i) gives bin i's count), the bin B holding the
+// need-th best item counting from the top, and the number of items above it. Every thread of
+// the block must call it; T threads, each owning bins/T bins (or one).
+template <int T, class Hist>
+__device__ void find_bin(unsigned bins, Hist hist, std::int64_t need, unsigned& bin,
+                         unsigned& above) {
   using scan = cub::BlockScan<unsigned, T>;
-  __shared__ typename scan::TempStorage scan_storage;
-  __shared__ unsigned hist[MAX_BINS];
-  __shared__ unsigned s_out, s_count[2], s_bin, s_above;
+  __shared__ typename scan::TempStorage storage;
+  __shared__ unsigned s_bin, s_above;
+  const unsigned per = bins >= T ? bins / T : 1u;
+  const unsigned top = bins - threadIdx.x * per;  // this thread's bins: [top - per, top)
+  const bool owns = threadIdx.x * per < bins;
+  unsigned local = 0;
+  if (owns)
+    for (unsigned j = 0; j < per; ++j) local += hist(top - 1 - j);
+  unsigned above_mine = 0;
+  scan(storage).ExclusiveSum(local, above_mine);
+  if (owns) {
+    unsigned cum = above_mine;
+    for (unsigned j = 0; j < per; ++j) {
+      const unsigned b = top - 1 - j;
+      const unsigned c = hist(b);
+      if (cum < need && cum + c >= need) {
+        s_bin = b;
+        s_above = cum;
+      }
+      cum += c;
+    }
+  }
+  __syncthreads();
+  bin = s_bin;
+  above = s_above;
+  __syncthreads();
+}
 
-  const std::int64_t row = blockIdx.x;
-  const int b = static_cast<int>(row / a.units);
-  const std::int64_t n = a.lengths[b];
+// Appends the lanes whose `pred` holds to a list through one atomic per warp; returns each
+// such lane's slot. Every lane of the warp must call it.
+__device__ __forceinline__ unsigned warp_append(unsigned* counter, bool pred) {
+  const unsigned mask = __ballot_sync(0xffffffffu, pred);
+  const unsigned lane = threadIdx.x & 31u;
+  unsigned base = 0;
+  if (lane == 0 && mask != 0) base = atomicAdd(counter, static_cast<unsigned>(__popc(mask)));
+  base = __shfl_sync(0xffffffffu, base, 0);
+  return base + static_cast<unsigned>(__popc(mask & ((1u << lane) - 1u)));
+}
+
+inline constexpr int topk_filter_threads = 256;
+
+// grid: (blocks per row, rows).
+__global__ __launch_bounds__(topk_filter_threads) void topk_filter(topk_args a) {
+  constexpr int T = topk_filter_threads;
+  const std::int64_t row = blockIdx.y;
+  const std::int64_t n = a.lengths[row / a.units];
   const std::int64_t k = a.budget.keep(n);
-  const float* s = a.scores + row * a.score_stride;
   std::int32_t* out = a.out + row * a.out_stride;
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * T;
   if (k >= n) {
-    for (std::int64_t i = threadIdx.x; i < n; i += T) out[i] = static_cast<std::int32_t>(i);
+    for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(T) + threadIdx.x; i < n;
+         i += stride)
+      out[i] = static_cast<std::int32_t>(i);
     return;
   }
+  const unsigned* hist = a.hist + row * topk_hist_bins;
+  unsigned bin = 0, above = 0;
+  find_bin<T>(topk_hist_bins, [&](unsigned i) { return hist[i]; }, k, bin, above);
+  const float* s = a.scores + row * a.score_stride;
+  std::int32_t* cand = a.cand + row * 2 * a.cand_stride;
+  unsigned* counts = a.counts + row * 2;
+  constexpr int UNROLL = 4;
+  // Uniform trip counts across the warp (warp_append needs every lane).
+  for (std::int64_t i0 = blockIdx.x * static_cast<std::int64_t>(T) * UNROLL; i0 < n;
+       i0 += stride * UNROLL) {
+    float v[UNROLL];
+#pragma unroll
+    for (int r = 0; r < UNROLL; ++r) {
+      const std::int64_t i = i0 + r * T + threadIdx.x;
+      v[r] = i < n ? s[i] : 0.0f;
+    }
+#pragma unroll
+    for (int r = 0; r < UNROLL; ++r) {
+      const std::int64_t i = i0 + r * T + threadIdx.x;
+      const unsigned d = first_digit(v[r]);
+      const bool valid = i < n;
+      const unsigned o = warp_append(&counts[0], valid && d > bin);
+      if (valid && d > bin) out[o] = static_cast<std::int32_t>(i);
+      const unsigned c = warp_append(&counts[1], valid && d == bin);
+      if (valid && d == bin) cand[c] = static_cast<std::int32_t>(i);
+    }
+  }
+}
+
+inline constexpr int topk_finish_threads = 512;
+
+// grid: rows. Narrows the candidate list of each row down to exactly keep(n) - (tokens above).
+__global__ __launch_bounds__(topk_finish_threads) void topk_finish(topk_args a) {
+  constexpr int T = topk_finish_threads;
+  constexpr unsigned MAX_BINS = 4096;
+  __shared__ unsigned hist_s[MAX_BINS];
+  __shared__ unsigned s_out, s_count[2];
+  const std::int64_t row = blockIdx.x;
+  const std::int64_t n = a.lengths[row / a.units];
+  const std::int64_t k = a.budget.keep(n);
+  if (k >= n) return;
+  const unsigned* hist0 = a.hist + row * topk_hist_bins;
+  unsigned bin = 0, above = 0;
+  find_bin<T>(topk_hist_bins, [&](unsigned i) { return hist0[i]; }, k, bin, above);
+  const float* s = a.scores + row * a.score_stride;
+  std::int32_t* out = a.out + row * a.out_stride;
   std::int32_t* cand[2] = {a.cand + row * 2 * a.cand_stride,
                            a.cand + row * 2 * a.cand_stride + a.cand_stride};
-  if (threadIdx.x == 0) s_out = 0;
-
-  std::int64_t need = k, count = n;
-  int cur = -1;  // -1: the candidates are all of [0, n)
+  std::int64_t need = k - above;
+  std::int64_t count = a.counts[row * 2 + 1];
+  if (threadIdx.x == 0) s_out = above;
+  __syncthreads();
+  int cur = 0;
+  // passes 0-1: the score key's bits 21-11 and 10-0; passes 2-4: ~index, bits 31-20, 19-8, 7-0
 #pragma unroll 1
-  for (int pass = 0; pass < 6; ++pass) {
-    // passes 0-2: the score's key, bits 31-20, 19-8, 7-0; passes 3-5: the same of ~index
-    const int shift = pass % 3 == 0 ? 20 : pass % 3 == 1 ? 8 : 0;
-    const unsigned bins = pass % 3 == 2 ? 256u : 4096u;
+  for (int pass = 0; pass < 5 && need < count; ++pass) {
+    const bool by_score = pass < 2;
+    const int shift = pass == 0 ? 11 : pass == 1 ? 0 : pass == 2 ? 20 : pass == 3 ? 8 : 0;
+    const unsigned bins = by_score ? 2048u : pass == 4 ? 256u : 4096u;
     const auto digit_of = [&](std::int32_t i) -> unsigned {
-      const std::uint32_t key = pass < 3 ? ordered_key(s[i]) : ~static_cast<std::uint32_t>(i);
+      const std::uint32_t key = by_score ? ordered_key(s[i]) : ~static_cast<std::uint32_t>(i);
       return (key >> shift) & (bins - 1u);
     };
-    const auto item = [&](std::int64_t e) -> std::int32_t {
-      return cur < 0 ? static_cast<std::int32_t>(e) : cand[cur][e];
-    };
-    for (unsigned i = threadIdx.x; i < bins; i += T) hist[i] = 0;
+    for (unsigned i = threadIdx.x; i < bins; i += T) hist_s[i] = 0;
     __syncthreads();
-    for (std::int64_t e = threadIdx.x; e < count; e += T) atomicAdd(&hist[digit_of(item(e))], 1u);
+    for (std::int64_t e = threadIdx.x; e < count; e += T) atomicAdd(&hist_s[digit_of(cand[cur][e])], 1u);
     __syncthreads();
-    // Thread r owns `per` bins counted from the top; an exclusive scan over threads gives the
-    // number of candidates in all higher bins, then each thread walks its own bins downwards.
-    const unsigned per = bins >= T ? bins / T : 1u;
-    const unsigned top = bins - threadIdx.x * per;  // this thread's bins: [top - per, top)
-    const bool owns = threadIdx.x * per < bins;
-    unsigned local = 0;
-    if (owns)
-      for (unsigned j = 0; j < per; ++j) local += hist[top - 1 - j];
-    unsigned above_mine = 0;
-    scan(scan_storage).ExclusiveSum(local, above_mine);
-    if (owns) {
-      unsigned cum = above_mine;
-      for (unsigned j = 0; j < per; ++j) {
-        const unsigned bin = top - 1 - j;
-        if (cum < need && cum + hist[bin] >= need) {
-          s_bin = bin;
-          s_above = cum;
-        }
-        cum += hist[bin];
-      }
-    }
-    const int next = cur < 0 ? 0 : 1 - cur;
+    find_bin<T>(bins, [&](unsigned i) { return hist_s[i]; }, need, bin, above);
+    const int next = 1 - cur;
     if (threadIdx.x == 0) s_count[next] = 0;
     __syncthreads();
-    const unsigned bin = s_bin;
     for (std::int64_t e = threadIdx.x; e < count; e += T) {
-      const std::int32_t i = item(e);
-      const unsigned dgt = digit_of(i);
-      if (dgt > bin)
+      const std::int32_t i = cand[cur][e];
+      const unsigned d = digit_of(i);
+      if (d > bin)
         out[atomicAdd(&s_out, 1u)] = i;
-      else if (dgt == bin)
+      else if (d == bin)
         cand[next][atomicAdd(&s_count[next], 1u)] = i;
     }
     __syncthreads();
-    need -= s_above;
+    need -= above;
     count = s_count[next];
     cur = next;
-    if (need == count) {  // every survivor is in: copy them and stop
-      const unsigned done = s_out;
-      for (std::int64_t e = threadIdx.x; e < count; e += T) out[done + e] = cand[cur][e];
-      return;
-    }
-    __syncthreads();  // s_bin, s_above and hist are rewritten by the next pass
+    __syncthreads();
   }
+  // need == count: every remaining candidate is in
+  const unsigned done = s_out;
+  for (std::int64_t e = threadIdx.x; e < count; e += T) out[done + e] = cand[cur][e];
 }
 
 }  // namespace fasa::cuda::kernels
