@@ -40,6 +40,8 @@ step "machine"
     --format=csv
   nvcc --version | tail -n 2
   python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
+  # the tensor-core path must show HMMA instructions in the machine code
+  echo "HMMA instructions in fasa-bench: $(cuobjdump --dump-sass "$bin/fasa-bench" | grep -c HMMA)"
 } 2>&1 | tee "$out/machine.txt"
 
 if [ "$mode" != bench ]; then

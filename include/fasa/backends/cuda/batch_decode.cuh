@@ -12,8 +12,9 @@
 //   1. prepare_queries: attention queries in storage order; each unit's scoring query;
 //   2. tip_scores (selectors other than dense): a score per cached token and unit (FASA Eq. 6);
 //   3. topk_filter + topk_finish: the unit's keep(n) best tokens (FASA Eq. 7);
-//   4. attend_split + merge_splits: exact attention over the kept rows, gathered from the cache,
-//      split over the token range (FASA Eq. 8); dense runs step 4 alone over every token.
+//   4. attend_split_mma (units of several query heads: tensor cores) or attend_split (one query
+//      head per unit), then merge_splits: exact attention over the kept rows, gathered from the
+//      cache, split over the token range (FASA Eq. 8); dense runs step 4 alone over every token.
 // Every step is a kernel launch on the given stream with no host synchronisation, so a step can
 // be captured in a CUDA graph (see benchmarks/cuda/).
 
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "fasa/backends/cuda/common.cuh"
+#include "fasa/backends/cuda/kernels/attend_mma.cuh"
 #include "fasa/backends/cuda/kernels/attend_split.cuh"
 #include "fasa/backends/cuda/kernels/prepare.cuh"
 #include "fasa/backends/cuda/kernels/tip_scores.cuh"
@@ -316,21 +318,38 @@ class batch_decoder {
     const int per_unit = a.unit_is_query_head ? 1 : shape_.group_size();
     const dim3 grid(static_cast<unsigned>(max_splits_), static_cast<unsigned>(units),
                     static_cast<unsigned>(batch_));
-    launch_by_count(per_unit, [&](auto qmax) {
+    if (per_unit >= 2 && sizeof(Elem) == 2) {
+      // several query heads share each row: tensor cores (attend_mma.cuh)
       with_head_dim([&](auto dim) {
-        constexpr int D = decltype(dim)::value, QMAX = decltype(qmax)::value;
-        constexpr int smem = kernels::attend_smem_bytes<Elem, D, QMAX>();
-        const auto kernel = kernels::attend_split<Elem, St, D, QMAX>;
+        constexpr int D = decltype(dim)::value;
+        constexpr int smem = kernels::mma_smem_bytes<Elem, D>();
+        const auto kernel = kernels::attend_split_mma<Elem, St, D>;
         static const bool configured = [&] {  // once per instantiation: > 48 KB of shared memory
           FASA_CUDA_CHECK(
               cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
           return true;
         }();
         (void)configured;
-        kernel<<<grid, kernels::attend_threads, smem, stream>>>(st_dev_, cache_.data(),
-                                                                seq_elements(), a);
+        kernel<<<grid, kernels::mma_threads, smem, stream>>>(st_dev_, cache_.data(),
+                                                             seq_elements(), a);
       });
-    });
+    } else {
+      launch_by_count(per_unit, [&](auto qmax) {
+        with_head_dim([&](auto dim) {
+          constexpr int D = decltype(dim)::value, QMAX = decltype(qmax)::value;
+          constexpr int smem = kernels::attend_smem_bytes<Elem, D, QMAX>();
+          const auto kernel = kernels::attend_split<Elem, St, D, QMAX>;
+          static const bool configured = [&] {
+            FASA_CUDA_CHECK(
+                cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+            return true;
+          }();
+          (void)configured;
+          kernel<<<grid, kernels::attend_threads, smem, stream>>>(st_dev_, cache_.data(),
+                                                                  seq_elements(), a);
+        });
+      });
+    }
     FASA_CUDA_CHECK_LAUNCH("attend_split");
     kernels::merge_splits<<<dim3(static_cast<unsigned>(shape_.num_q_heads),
                                  static_cast<unsigned>(batch_)),
