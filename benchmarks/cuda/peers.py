@@ -11,8 +11,11 @@ then times, with CUDA events and the L2 flushed before each run:
     cache (the released DynamicCache layout, per query head under query_head granularity), a
     matmul for the TIP scores, torch.topk, a gather of the selected K/V rows, then SDPA; eager,
     and replayed as a CUDA graph where capture works.
-It checks fasa's outputs against these: dense against SDPA, FASA-C against the same pipeline run
-with fp32 scores (so both rank on the same numbers; the timed bf16 pipeline may swap near-ties).
+It checks fasa's outputs against these: dense against SDPA; FASA-C's kept tokens as a tie-aware
+set against the fp32 TIP scores (every kept token scores at least the k-th best less a rounding
+slack, every token clearly above it is kept), and its output against attention over those same
+tokens in fp32. (Comparing outputs alone would flag near-tie swaps: with random data one swapped
+token out of 2048 moves the tiny averaged output by ~1e-2 of its size.)
 Writes one CSV row per case with the ratios, and prints a table.
 """
 
@@ -144,6 +147,23 @@ class FasaPipeline:
         self.h_idx = kv_of.view(1, units, 1)
         self.n_fac = min(c["n_fac"], c["context"])
 
+    def check_selection(self, sel):
+        """sel: [B, units, n_fac] fasa's kept tokens. Returns (valid, why, output over sel)."""
+        scores = (self.q_dom32 @ self.K_dom.float().transpose(-1, -2)).squeeze(2)  # [B, u, t]
+        kth = scores.topk(self.n_fac, dim=-1).values[..., -1:]
+        slack = 1e-5 * scores.abs().amax() + 1e-6
+        kept = torch.zeros_like(scores, dtype=torch.bool).scatter_(-1, sel, True)
+        if int(kept.sum()) != sel.numel():
+            return False, "duplicate tokens", None
+        if bool((scores.gather(-1, sel) < kth - slack).any()):
+            return False, "a kept token scores below the k-th best", None
+        if bool(((scores > kth + slack) & ~kept).any()):
+            return False, "a token above the k-th best was left out", None
+        Ks = self.K[self.b_idx, self.h_idx, sel].float()
+        Vs = self.V[self.b_idx, self.h_idx, sel].float()
+        out = F.scaled_dot_product_attention(self.q4.float(), Ks, Vs, enable_gqa=not self.per_query)
+        return True, "", out
+
     def step(self, fp32_scores=False):
         if fp32_scores:
             scores = self.q_dom32 @ self.K_dom.float().transpose(-1, -2)
@@ -190,7 +210,11 @@ def main():
             dense_ref = {"sdpa_ms": sdpa_ms, "dense_err": dense_err, "sdpa_graphed": g is not None}
         pipe = FasaPipeline(c, K, V, q)
         ours = torch.from_numpy(np.fromfile(os.path.join(args.dump, c["fasa_file"]), dtype=np.float32)).to(dev)
-        fasa_err = rel_err(ours.view(-1), pipe.step(fp32_scores=True).view(-1))
+        sel = torch.from_numpy(np.fromfile(os.path.join(args.dump, c["sel_file"]), dtype=np.int32))
+        sel = sel.to(dev).long().view(c["batch"], -1, min(c["n_fac"], c["context"]))
+        sel_ok, why, on_sel = pipe.check_selection(sel)
+        fasa_err = rel_err(ours.view(-1), on_sel.view(-1)) if sel_ok else float("inf")
+        fp32_pipe_err = rel_err(ours.view(-1), pipe.step(fp32_scores=True).view(-1))
         fasa_bf16_err = rel_err(ours.view(-1), pipe.step().view(-1))
         eager_ms = timed(pipe.step, args.reps, args.warmup, flush)
         g = graphed(pipe.step)
@@ -203,7 +227,8 @@ def main():
             "dense_ms": c["dense_ms"], "sdpa_ms": dense_ref["sdpa_ms"], "sdpa_over_dense": dense_ref["sdpa_ms"] / c["dense_ms"],
             "fasa_ms": c["fasa_ms"], "torch_fasa_eager_ms": eager_ms, "torch_fasa_graph_ms": graph_ms,
             "torch_fasa_over_fasa": best_torch / c["fasa_ms"],
-            "dense_rel_err_vs_sdpa": dense_ref["dense_err"], "fasa_rel_err_vs_torch_fp32_scores": fasa_err,
+            "dense_rel_err_vs_sdpa": dense_ref["dense_err"], "fasa_selection_valid": sel_ok,
+            "fasa_rel_err_on_its_selection": fasa_err, "fasa_rel_err_vs_torch_fp32_scores": fp32_pipe_err,
             "fasa_rel_err_vs_torch_bf16_scores": fasa_bf16_err, "outputs_equal": ok,
         }
         rows.append(r)
@@ -211,7 +236,7 @@ def main():
               f"dense {c['dense_ms']:.4f} vs SDPA {dense_ref['sdpa_ms']:.4f} ms ({r['sdpa_over_dense']:.2f}x) | "
               f"FASA-C {c['fasa_ms']:.4f} vs torch {eager_ms:.4f} eager / {graph_ms:.4f} graph ms "
               f"({r['torch_fasa_over_fasa']:.1f}x) | err dense {dense_ref['dense_err']:.1e} fasa {fasa_err:.1e}"
-              f"{'' if ok else '  MISMATCH'}", flush=True)
+              f" (vs torch's own top-k {fp32_pipe_err:.1e}){'' if ok else '  MISMATCH ' + why}", flush=True)
         del pipe
     with open(args.csv, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))

@@ -51,10 +51,11 @@ if [ "$mode" != bench ]; then
   step "compute-sanitizer memcheck and racecheck (smaller cases)"
   small='*fp16, GQA 1, 3 and 8*,*exact ties*,*bad input*'
   for tool in memcheck racecheck; do
+    echo "+ compute-sanitizer --tool $tool $bin/fasa_gpu_tests -tc=\"$small\"" >>"$out/sanitizer.txt"
     compute-sanitizer --tool "$tool" --error-exitcode 3 "$bin/fasa_gpu_tests" -tc="$small" \
-      >"$out/sanitizer-$tool.txt" 2>&1
+      >>"$out/sanitizer.txt" 2>&1
     rc=$?
-    tail -n 3 "$out/sanitizer-$tool.txt"
+    tail -n 3 "$out/sanitizer.txt"
     [ "$rc" -eq 0 ] || { echo "compute-sanitizer $tool: exit $rc"; status=1; }
   done
 fi
@@ -80,5 +81,7 @@ pcmd=(python3 benchmarks/cuda/peers.py --dump "$dump" --csv "$out/peers.csv"
 echo "+ ${pcmd[*]}" | tee "$out/peers.txt"
 PYTHONUNBUFFERED=1 "${pcmd[@]}" 2>&1 | tee -a "$out/peers.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+step "plot"
+python3 benchmarks/cuda/plot.py "$out/bench.csv" "$out/speedup.svg" || status=1
 step "done (status $status)"
 exit "$status"

@@ -284,13 +284,26 @@ int run(const cuda_bench_options& o) {
             FASA_CUDA_CHECK(cudaStreamSynchronize(stream));
             const std::string name = "fasa-" + tag + "-" + gname + "-" + std::to_string(n_fac) + ".f32";
             write_floats(o.dump_dir + "/" + name, out_fasa.download());
+            // The kept tokens of every (sequence, unit), for the peer's tie-aware check.
+            std::vector<std::int32_t> kept;
+            for (int b = 0; b < batch; ++b)
+              for (int u = 0; u < units; ++u) {
+                const auto sel = fasa.selected(b, u);
+                kept.insert(kept.end(), sel.begin(), sel.end());
+              }
+            const std::string sel_name = "sel-" + tag + "-" + gname + "-" + std::to_string(n_fac) + ".i32";
+            std::ofstream sel_out(o.dump_dir + "/" + sel_name, std::ios::binary);
+            sel_out.write(reinterpret_cast<const char*>(kept.data()),
+                          static_cast<std::streamsize>(kept.size() * sizeof(std::int32_t)));
+            FASA_CHECK(sel_out.good(), "fasa-bench: cannot write ", sel_name);
             std::ostringstream js;
             js << "{\"context\":" << t << ",\"batch\":" << batch << ",\"heads\":" << o.heads
                << ",\"kv_heads\":" << o.kv_heads << ",\"head_dim\":" << o.head_dim
                << ",\"dtype\":\"" << cuda::elem_traits<Elem>::name << "\",\"seed\":" << o.seed
                << ",\"granularity\":\"" << gname << "\",\"n_fac\":" << n_fac
                << ",\"n_tip\":" << o.n_tip << ",\"dense_file\":\"dense-" << tag
-               << ".f32\",\"fasa_file\":\"" << name << "\",\"dense_ms\":" << r.dense_ms
+               << ".f32\",\"fasa_file\":\"" << name << "\",\"sel_file\":\"" << sel_name
+               << "\",\"dense_ms\":" << r.dense_ms
                << ",\"fasa_ms\":" << r.fasa_ms << ",\"dims\":[";
             for (int u = 0; u < units; ++u) {
               js << (u ? "," : "") << "[";

@@ -110,7 +110,8 @@ class batch_decoder {
       const auto cap = static_cast<std::size_t>(shape.capacity);
       kcap_ = sel.keep(shape.capacity);
       q_tip_.resize(rows * d);
-      scores_.resize(rows * cap);
+      score_stride_ = (shape.capacity + 3) / 4 * 4;  // 16-byte aligned rows
+      scores_.resize(rows * static_cast<std::size_t>(score_stride_));
       cand_.resize(rows * 2 * cap);
       idx_.resize(rows * static_cast<std::size_t>(kcap_));
       hist_.resize(rows * kernels::topk_hist_bins + rows * 2);
@@ -263,12 +264,17 @@ class batch_decoder {
       t.lengths = lengths_dev_.data();
       t.forced = sel_.forced();
       t.scores = scores_.data();
-      t.score_stride = shape_.capacity;
+      t.score_stride = score_stride_;
       t.budget = budget_of(sel_);
       t.hist = hist_.data();
       const std::size_t rows = static_cast<std::size_t>(batch_) * static_cast<std::size_t>(units_);
       FASA_CUDA_CHECK(cudaMemsetAsync(hist_.data(), 0, hist_.bytes(), stream));
-      const std::int64_t per_block = kernels::tip_threads * kernels::tip_rows_per_thread;
+      // Lanes per row when the scored width is 4, 8 or 16 vectors of 16 bytes (a 32-dim bf16
+      // slab: 4; whole rows at d = 128: 16), else one thread per row.
+      const int nv = score_width_ / vec;
+      const int lpr = nv == 4 || nv == 8 || nv == 16 ? nv : 0;
+      const std::int64_t per_block = lpr > 0 ? kernels::tip_threads / lpr * 4
+                                             : kernels::tip_threads * kernels::tip_rows_per_thread;
       const std::int64_t want = std::max<std::int64_t>(
           1, std::int64_t{sms_} * 16 / (std::int64_t{shape_.num_kv_heads} * batch_));
       const dim3 tip_grid(
@@ -277,16 +283,24 @@ class batch_decoder {
       const int per_kv = g == selection_granularity::query_head ? shape_.group_size() : 1;
       launch_by_count(per_kv, [&](auto umax) {
         with_head_dim([&](auto dim) {
-          kernels::tip_scores<Elem, St, decltype(dim)::value, decltype(umax)::value>
-              <<<tip_grid, kernels::tip_threads, 0, stream>>>(st_dev_, cache_.data(),
-                                                              seq_elements(), t);
+          constexpr int D = decltype(dim)::value, UMAX = decltype(umax)::value;
+          const auto launch = [&](auto kernel) {
+            kernel<<<tip_grid, kernels::tip_threads, 0, stream>>>(st_dev_, cache_.data(),
+                                                                  seq_elements(), t);
+          };
+          switch (lpr) {
+            case 4: launch(kernels::tip_scores_lanes<Elem, St, D, UMAX, 4>); break;
+            case 8: launch(kernels::tip_scores_lanes<Elem, St, D, UMAX, 8>); break;
+            case 16: launch(kernels::tip_scores_lanes<Elem, St, D, UMAX, 16>); break;
+            default: launch(kernels::tip_scores<Elem, St, D, UMAX>);
+          }
         });
       });
       FASA_CUDA_CHECK_LAUNCH("tip_scores");
       if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->scored, stream));
       kernels::topk_args k{};
       k.scores = scores_.data();
-      k.score_stride = shape_.capacity;
+      k.score_stride = score_stride_;
       k.lengths = lengths_dev_.data();
       k.units = units_;
       k.budget = budget_of(sel_);
@@ -386,7 +400,7 @@ class batch_decoder {
     if constexpr (Sel::kind != score_kind::none) {
       FASA_CUDA_CHECK(cudaDeviceSynchronize());
       FASA_CUDA_CHECK(cudaMemcpy(
-          out.data(), scores_.data() + (static_cast<std::int64_t>(b) * units_ + u) * shape_.capacity,
+          out.data(), scores_.data() + (static_cast<std::int64_t>(b) * units_ + u) * score_stride_,
           out.size() * sizeof(float), cudaMemcpyDeviceToHost));
     }
     return out;
@@ -474,6 +488,7 @@ class batch_decoder {
   int units_ = 0;
   std::int64_t kcap_ = 0;
   int score_width_ = 0;
+  std::int64_t score_stride_ = 0;
   int chunk_ = 0, max_splits_ = 0;
   device_buffer<float> q_att_, q_tip_, scores_, part_o_, part_lse_;
   device_buffer<std::int32_t> idx_, cand_;

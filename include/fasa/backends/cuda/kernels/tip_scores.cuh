@@ -108,8 +108,8 @@ __global__ __launch_bounds__(tip_threads) void tip_scores(St st, const Elem* cac
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       const std::int64_t t = t0 + r * tip_threads + threadIdx.x;
-      if (t >= n) continue;
-      if (a.forced.any()) {
+      const bool mine = t < n;
+      if (mine && a.forced.any()) {
         const bool forced = (a.forced.current && t == n - 1) || t < a.forced.sinks ||
                             t >= n - a.forced.recent;
         if (forced)
@@ -119,8 +119,98 @@ __global__ __launch_bounds__(tip_threads) void tip_scores(St st, const Elem* cac
 #pragma unroll
       for (int u = 0; u < UMAX; ++u)
         if (u < nu) {
-          scores[u * a.score_stride + t] = acc[r][u];
-          if (histogram) atomicAdd(&hist_s[u * topk_hist_bins + first_digit(acc[r][u])], 1u);
+          if (mine) scores[u * a.score_stride + t] = acc[r][u];
+          if (histogram)
+            warp_hist_add(hist_s + u * topk_hist_bins, first_digit(acc[r][u]), mine);
+        }
+    }
+  }
+  if (!histogram) return;
+  __syncthreads();
+  unsigned* hist = a.hist + (static_cast<std::int64_t>(b) * units + unit0) * topk_hist_bins;
+  for (int i = threadIdx.x; i < nu * topk_hist_bins; i += blockDim.x)
+    if (hist_s[i] != 0) atomicAdd(&hist[i], hist_s[i]);
+}
+
+// The same scores with LPR lanes per row (LPR = width / vector width, a power of two): lane c of
+// a row loads the row's 16-byte chunk c, so a warp reads 32 / LPR consecutive rows as one
+// contiguous, fully coalesced stretch, and the lanes sum their partial dot products with
+// shuffles. Each thread takes RPT rows per pass to keep RPT loads in flight. grid and block as
+// tip_scores.
+template <class Elem, class St, int D, int UMAX, int LPR>
+__global__ __launch_bounds__(tip_threads) void tip_scores_lanes(St st, const Elem* cache,
+                                                                std::int64_t seq_elems,
+                                                                tip_args a) {
+  constexpr int V = vec_elems<Elem>;
+  constexpr int RPT = 4;
+  constexpr int ROWS = tip_threads / LPR;  // rows per load pass of the block
+  static_assert(32 % LPR == 0, "a row's lanes must sit in one warp");
+  __shared__ float q_s[UMAX * D];
+  __shared__ unsigned hist_s[UMAX * topk_hist_bins];
+  const int b = blockIdx.z, h = blockIdx.y;
+  const int group = a.shape.group_size();
+  const bool per_query = a.granularity == selection_granularity::query_head;
+  const int units = num_selection_units(a.shape, a.granularity);
+  const int unit0 = per_query ? h * group : h;
+  const int nu = per_query ? group : 1;
+  const std::int64_t n = a.lengths[b];
+  const bool histogram = a.budget.keep(n) < n;
+  for (int i = threadIdx.x; i < UMAX * D; i += blockDim.x) {
+    const int u = i / D, j = i % D;
+    q_s[i] = u < nu ? a.q_tip[(static_cast<std::int64_t>(b) * units + unit0 + u) * D + j] : 0.0f;
+  }
+  for (int i = threadIdx.x; i < UMAX * topk_hist_bins; i += blockDim.x) hist_s[i] = 0;
+  __syncthreads();
+
+  const Elem* base = cache + b * seq_elems;
+  const int fw = layout<St>::first_width(st);
+  const int c = threadIdx.x % LPR, col = c * V;
+  const int r_in = threadIdx.x / LPR;
+  float* scores = a.scores + (static_cast<std::int64_t>(b) * units + unit0) * a.score_stride;
+  float qc[UMAX][V];
+#pragma unroll
+  for (int u = 0; u < UMAX; ++u)
+#pragma unroll
+    for (int e = 0; e < V; ++e) qc[u][e] = q_s[u * D + col + e];
+  for (std::int64_t t0 = static_cast<std::int64_t>(blockIdx.x) * ROWS * RPT; t0 < n;
+       t0 += static_cast<std::int64_t>(gridDim.x) * ROWS * RPT) {
+    uint4 raw[RPT];
+#pragma unroll
+    for (int i = 0; i < RPT; ++i) {
+      const std::int64_t t = t0 + i * ROWS + r_in;
+      if (t < n)
+        raw[i] = load_raw(col < fw ? base + layout<St>::first_row(st, h, t) + col
+                                   : base + layout<St>::second_row(st, h, t) + (col - fw));
+    }
+#pragma unroll
+    for (int i = 0; i < RPT; ++i) {
+      const std::int64_t t = t0 + i * ROWS + r_in;
+      float k[V];
+      to_floats<Elem>(raw[i], k);
+      float acc[UMAX];
+#pragma unroll
+      for (int u = 0; u < UMAX; ++u) {
+        acc[u] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < V; ++e) acc[u] = fmaf(qc[u][e], k[e], acc[u]);
+#pragma unroll
+        for (int off = LPR / 2; off > 0; off /= 2)
+          acc[u] += __shfl_xor_sync(0xffffffffu, acc[u], off);
+      }
+      const bool mine = c == 0 && t < n;  // one lane of the row writes
+      if (mine && a.forced.any()) {
+        const bool forced = (a.forced.current && t == n - 1) || t < a.forced.sinks ||
+                            t >= n - a.forced.recent;
+        if (forced)
+#pragma unroll
+          for (int u = 0; u < UMAX; ++u) acc[u] = __int_as_float(0x7f800000);  // +inf
+      }
+#pragma unroll
+      for (int u = 0; u < UMAX; ++u)
+        if (u < nu) {
+          if (mine) scores[u * a.score_stride + t] = acc[u];
+          if (histogram)
+            warp_hist_add(hist_s + u * topk_hist_bins, first_digit(acc[u]), mine);
         }
     }
   }

@@ -96,6 +96,18 @@ __device__ __forceinline__ unsigned warp_append(unsigned* counter, bool pred) {
   return base + static_cast<unsigned>(__popc(mask & ((1u << lane) - 1u)));
 }
 
+// Adds one to bin `bin` of a shared-memory histogram for every calling lane, one atomic per
+// distinct bin in the warp: scores crowd into a few bins of their top bits, and per-lane
+// atomics on the same shared word serialise. Every lane of the warp must call it; lanes with
+// !active add nothing.
+__device__ __forceinline__ void warp_hist_add(unsigned* hist, unsigned bin, bool active) {
+  const unsigned voters = __ballot_sync(0xffffffffu, active);
+  if (!active) return;
+  const unsigned same = __match_any_sync(voters, bin);
+  if ((threadIdx.x & 31u) == static_cast<unsigned>(__ffs(same) - 1))
+    atomicAdd(&hist[bin], static_cast<unsigned>(__popc(same)));
+}
+
 inline constexpr int topk_filter_threads = 256;
 
 // grid: (blocks per row, rows).
@@ -115,28 +127,36 @@ __global__ __launch_bounds__(topk_filter_threads) void topk_filter(topk_args a) 
   const unsigned* hist = a.hist + row * topk_hist_bins;
   unsigned bin = 0, above = 0;
   find_bin<T>(topk_hist_bins, [&](unsigned i) { return hist[i]; }, k, bin, above);
-  const float* s = a.scores + row * a.score_stride;
+  const float* s = a.scores + row * a.score_stride;  // 16-byte aligned (score_stride % 4 == 0)
   std::int32_t* cand = a.cand + row * 2 * a.cand_stride;
   unsigned* counts = a.counts + row * 2;
-  constexpr int UNROLL = 4;
+  constexpr int UNROLL = 2;  // float4 loads in flight per thread
+  const std::int64_t n4 = (n + 3) / 4;
   // Uniform trip counts across the warp (warp_append needs every lane).
-  for (std::int64_t i0 = blockIdx.x * static_cast<std::int64_t>(T) * UNROLL; i0 < n;
+  for (std::int64_t i0 = blockIdx.x * static_cast<std::int64_t>(T) * UNROLL; i0 < n4;
        i0 += stride * UNROLL) {
-    float v[UNROLL];
+    float4 v[UNROLL];
 #pragma unroll
     for (int r = 0; r < UNROLL; ++r) {
-      const std::int64_t i = i0 + r * T + threadIdx.x;
-      v[r] = i < n ? s[i] : 0.0f;
+      const std::int64_t i4 = i0 + r * T + threadIdx.x;
+      v[r] = i4 < n4 ? reinterpret_cast<const float4*>(s)[i4] : make_float4(0, 0, 0, 0);
     }
 #pragma unroll
     for (int r = 0; r < UNROLL; ++r) {
-      const std::int64_t i = i0 + r * T + threadIdx.x;
-      const unsigned d = first_digit(v[r]);
-      const bool valid = i < n;
-      const unsigned o = warp_append(&counts[0], valid && d > bin);
-      if (valid && d > bin) out[o] = static_cast<std::int32_t>(i);
-      const unsigned c = warp_append(&counts[1], valid && d == bin);
-      if (valid && d == bin) cand[c] = static_cast<std::int32_t>(i);
+      const std::int64_t i4 = i0 + r * T + threadIdx.x;
+      const float e4[4] = {v[r].x, v[r].y, v[r].z, v[r].w};
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const std::int64_t i = i4 * 4 + e;
+        const bool valid = i4 < n4 && i < n;
+        const unsigned d = first_digit(e4[e]);
+        // Almost every token is below the bin: one vote skips the appends for the warp.
+        if (!__any_sync(0xffffffffu, valid && d >= bin)) continue;
+        const unsigned o = warp_append(&counts[0], valid && d > bin);
+        if (valid && d > bin) out[o] = static_cast<std::int32_t>(i);
+        const unsigned c = warp_append(&counts[1], valid && d == bin);
+        if (valid && d == bin) cand[c] = static_cast<std::int32_t>(i);
+      }
     }
   }
 }
