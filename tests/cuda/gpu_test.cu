@@ -55,8 +55,8 @@ std::string describe(const gpu_case& c) {
   std::ostringstream os;
   os << "d=" << c.head_dim << " heads=" << c.q_heads << "/" << c.kv_heads << " lengths=";
   for (int n : c.lengths) os << n << ',';
-  os << " budget=" << (c.budget.is_fraction() ? c.budget.fraction_value()
-                                              : static_cast<double>(c.budget.count()))
+  os << " budget="
+     << (c.budget.is_fraction() ? c.budget.fraction_value() : static_cast<double>(c.budget.count()))
      << " mode=" << fasa::to_string(c.granularity) << " n_tip=" << c.n_tip
      << " levels=" << c.levels;
   return os.str();
@@ -65,8 +65,8 @@ std::string describe(const gpu_case& c) {
 // Random distinct FCs per unit, fixed seed.
 std::vector<std::vector<int>> random_fcs(const gpu_case& c, std::uint32_t seed) {
   std::mt19937 gen(seed);
-  const int units = fasa::num_selection_units(
-      attention_shape{c.q_heads, c.kv_heads, c.head_dim, 1}, c.granularity);
+  const int units = fasa::num_selection_units(attention_shape{c.q_heads, c.kv_heads, c.head_dim, 1},
+                                              c.granularity);
   std::vector<std::vector<int>> sets;
   for (int u = 0; u < units; ++u) {
     std::vector<int> all(static_cast<std::size_t>(c.head_dim / 2));
@@ -93,8 +93,7 @@ template <class Sel, class St>
 std::vector<double> reference_scores(const Sel& sel, const St& st, const attention_shape& shape,
                                      const fasa::cpu::host_state& hs, const float* q_rot, int unit,
                                      std::int64_t n) {
-  const fasa::unit_queries uq =
-      fasa::cpu::make_unit_queries(shape, sel.granularity(), q_rot, unit);
+  const fasa::unit_queries uq = fasa::cpu::make_unit_queries(shape, sel.granularity(), q_rot, unit);
   std::vector<int> dims;
   if constexpr (Sel::kind == fasa::score_kind::dot_dim_subset) {
     for (std::int32_t d : sel.score_dims(unit)) dims.push_back(d);
@@ -210,19 +209,17 @@ void check_variant(const gpu_case& c, const Sel& sel, const St& st) {
         const std::vector<double> s = reference_scores(sel, st, shape, hs, qb, u, n);
         std::string why;
         INFO("unit ", u);
-        CHECK_MESSAGE(valid_selection(s, got, static_cast<std::size_t>(chosen.per_unit), forced,
-                                      why),
-                      why);
+        CHECK_MESSAGE(
+            valid_selection(s, got, static_cast<std::size_t>(chosen.per_unit), forced, why), why);
         chosen.tokens.insert(chosen.tokens.end(), got.begin(), got.end());
       }
     }
     std::vector<float> want(qrow);
     ref::attend(fasa::backend::cpu_reference{}, st, shape, hs, qb, n, chosen, want.data());
     const std::span<const float> got(out.data() + b * qrow, qrow);
-    fasa::test::check_close(got, want,
-                            std::is_same_v<Elem, float> ? fasa::test::fp32_tol
-                                                        : fasa::test::bf16_tol,
-                            "attention output");
+    fasa::test::check_close(
+        got, want, std::is_same_v<Elem, float> ? fasa::test::fp32_tol : fasa::test::bf16_tol,
+        "attention output");
   }
 }
 
@@ -332,8 +329,8 @@ TEST_CASE("cuda: bad input is refused with a message") {
   const attention_shape shape{4, 2, 96, 64};
   const auto contiguous = fasa::storage::contiguous::for_shape(shape);
   CHECK_THROWS_WITH_AS(
-      (fasa::cuda::batch_decoder<__nv_bfloat16, fasa::selector::dense,
-                                 fasa::storage::contiguous>(shape, 1, {}, contiguous)),
+      (fasa::cuda::batch_decoder<__nv_bfloat16, fasa::selector::dense, fasa::storage::contiguous>(
+          shape, 1, {}, contiguous)),
       doctest::Contains("head_dim 64 and 128"), fasa::error);
   const attention_shape ok{4, 2, 64, 64};
   fasa::cuda::batch_decoder<__nv_bfloat16, fasa::selector::dense, fasa::storage::contiguous> dec(
@@ -345,7 +342,8 @@ TEST_CASE("cuda: bad input is refused with a message") {
   CHECK_THROWS_WITH_AS(dec.decode(nullptr, nullptr), doctest::Contains("set_lengths first"),
                        fasa::error);
   const auto pe = fasa::positional::rope::interleaved(64, 10000.0);
-  const fasa::dominant_plan unaligned(pe, ok, selection_granularity::kv_head, {{1, 2, 3}, {4, 5, 6}});
+  const fasa::dominant_plan unaligned(pe, ok, selection_granularity::kv_head,
+                                      {{1, 2, 3}, {4, 5, 6}});
   CHECK_THROWS_WITH_AS((fasa::cuda::batch_decoder<__nv_bfloat16, fasa::selector::fasa_tip,
                                                   fasa::storage::split_dominant>(
                            ok, 1, unaligned.tip(token_budget::tokens(4)), unaligned.storage())),

@@ -177,11 +177,10 @@ int run(const cuda_bench_options& o) {
       for (int b = 0; b < batch; ++b)
         for (int h = 0; h < o.heads; ++h)
           for (int dim = 0; dim < o.head_dim; ++dim) {
-            const auto plane =
-                cuda::kernels::hashed_plane(cuda::kernels::hashed_tensor::query, b, h, batch,
-                                            o.heads);
-            const float x = cuda::kernels::hashed_uniform(o.seed, plane,
-                                                          static_cast<std::uint32_t>(dim));
+            const auto plane = cuda::kernels::hashed_plane(cuda::kernels::hashed_tensor::query, b,
+                                                           h, batch, o.heads);
+            const float x =
+                cuda::kernels::hashed_uniform(o.seed, plane, static_cast<std::uint32_t>(dim));
             q_host[(static_cast<std::size_t>(b) * o.heads + h) * o.head_dim + dim] =
                 cuda::elem_traits<Elem>::to_float(cuda::elem_traits<Elem>::from_float(x));
           }
@@ -196,13 +195,14 @@ int run(const cuda_bench_options& o) {
       dense_graph.replay(stream);
       FASA_CUDA_CHECK(cudaStreamSynchronize(stream));
       const std::string tag = std::to_string(t) + "-" + std::to_string(batch);
-      if (!o.dump_dir.empty()) write_floats(o.dump_dir + "/dense-" + tag + ".f32", out_dense.download());
+      if (!o.dump_dir.empty())
+        write_floats(o.dump_dir + "/dense-" + tag + ".f32", out_dense.download());
 
       for (const std::string& gname : o.granularities) {
         FASA_CHECK(gname == "kv_head" || gname == "query_head", "fasa-bench: unknown granularity '",
                    gname, "'; known: kv_head, query_head");
-        const auto g = gname == "kv_head" ? selection_granularity::kv_head
-                                          : selection_granularity::query_head;
+        const auto g =
+            gname == "kv_head" ? selection_granularity::kv_head : selection_granularity::query_head;
         const auto pe = positional::rope::interleaved(o.head_dim, 500000.0);
         const auto fcs = random_fcs(o, g, o.seed + 17);
         const dominant_plan plan(pe, shape, g, fcs, cuda::vec_elems<Elem>);
@@ -256,9 +256,9 @@ int run(const cuda_bench_options& o) {
           const int units = fasa.units();
           r.dense_bytes = kv_bytes;
           // TIP reads each KV head's slab once; FAC gathers n_fac K and V rows per unit.
-          r.fasa_bytes = static_cast<double>(batch) * o.kv_heads * t * plan.slab_width() * elem +
-                         static_cast<double>(batch) * units * std::min(n_fac, t) * 2.0 *
-                             o.head_dim * elem;
+          r.fasa_bytes =
+              static_cast<double>(batch) * o.kv_heads * t * plan.slab_width() * elem +
+              static_cast<double>(batch) * units * std::min(n_fac, t) * 2.0 * o.head_dim * elem;
           // Scores: written once by TIP, read twice by the top-k's first pass.
           r.score_bytes = 3.0 * batch * units * t * 4.0;
           r.dense_gbs = r.dense_bytes / (r.dense_ms * 1e-3) / 1e9;
@@ -270,19 +270,21 @@ int run(const cuda_bench_options& o) {
           r.fac_ms = median(stage[4]);
           rows.push_back(r);
           std::printf(
-              "ctx %6lld batch %2d %-10s N_fac %4lld | dense %8.4f ms (%4.0f GB/s, %3.0f%% of copy) "
+              "ctx %6lld batch %2d %-10s N_fac %4lld | dense %8.4f ms (%4.0f GB/s, %3.0f%% of "
+              "copy) "
               "| FASA-C %8.4f ms | speedup %5.2fx of ceiling %5.2fx (%3.0f%%) | eager stages: prep "
               "%.4f TIP %.4f filter %.4f finish %.4f FAC %.4f ms\n",
               static_cast<long long>(t), batch, gname.c_str(), static_cast<long long>(n_fac),
               r.dense_ms, r.dense_gbs, 100 * r.dense_gbs / copy_gbs, r.fasa_ms, r.speedup,
-              r.ceiling, 100 * r.speedup / r.ceiling, r.prep_ms, r.tip_ms, r.filter_ms,
-              r.finish_ms, r.fac_ms);
+              r.ceiling, 100 * r.speedup / r.ceiling, r.prep_ms, r.tip_ms, r.filter_ms, r.finish_ms,
+              r.fac_ms);
           std::fflush(stdout);
 
           if (!o.dump_dir.empty()) {
             // The graph's own output, from the last replay.
             FASA_CUDA_CHECK(cudaStreamSynchronize(stream));
-            const std::string name = "fasa-" + tag + "-" + gname + "-" + std::to_string(n_fac) + ".f32";
+            const std::string name =
+                "fasa-" + tag + "-" + gname + "-" + std::to_string(n_fac) + ".f32";
             write_floats(o.dump_dir + "/" + name, out_fasa.download());
             // The kept tokens of every (sequence, unit), for the peer's tie-aware check.
             std::vector<std::int32_t> kept;
@@ -291,7 +293,8 @@ int run(const cuda_bench_options& o) {
                 const auto sel = fasa.selected(b, u);
                 kept.insert(kept.end(), sel.begin(), sel.end());
               }
-            const std::string sel_name = "sel-" + tag + "-" + gname + "-" + std::to_string(n_fac) + ".i32";
+            const std::string sel_name =
+                "sel-" + tag + "-" + gname + "-" + std::to_string(n_fac) + ".i32";
             std::ofstream sel_out(o.dump_dir + "/" + sel_name, std::ios::binary);
             sel_out.write(reinterpret_cast<const char*>(kept.data()),
                           static_cast<std::streamsize>(kept.size() * sizeof(std::int32_t)));
@@ -303,8 +306,7 @@ int run(const cuda_bench_options& o) {
                << ",\"granularity\":\"" << gname << "\",\"n_fac\":" << n_fac
                << ",\"n_tip\":" << o.n_tip << ",\"dense_file\":\"dense-" << tag
                << ".f32\",\"fasa_file\":\"" << name << "\",\"sel_file\":\"" << sel_name
-               << "\",\"dense_ms\":" << r.dense_ms
-               << ",\"fasa_ms\":" << r.fasa_ms << ",\"dims\":[";
+               << "\",\"dense_ms\":" << r.dense_ms << ",\"fasa_ms\":" << r.fasa_ms << ",\"dims\":[";
             for (int u = 0; u < units; ++u) {
               js << (u ? "," : "") << "[";
               const auto dims = plan.unit_dims(u);
@@ -327,9 +329,9 @@ int run(const cuda_bench_options& o) {
     for (const row& r : rows)
       csv << '"' << prop.name << "\"," << driver << ',' << runtime << ',' << copy_gbs << ','
           << o.heads << ',' << o.kv_heads << ',' << o.head_dim << ','
-          << cuda::elem_traits<Elem>::name << ',' << o.n_tip << ',' << r.context << ','
-          << r.batch << ',' << r.granularity << ',' << r.n_fac << ',' << r.slab_width << ','
-          << r.dense_ms << ',' << r.fasa_ms << ',' << r.speedup << ',' << r.ceiling << ','
+          << cuda::elem_traits<Elem>::name << ',' << o.n_tip << ',' << r.context << ',' << r.batch
+          << ',' << r.granularity << ',' << r.n_fac << ',' << r.slab_width << ',' << r.dense_ms
+          << ',' << r.fasa_ms << ',' << r.speedup << ',' << r.ceiling << ','
           << r.speedup / r.ceiling << ',' << r.dense_bytes << ',' << r.fasa_bytes << ','
           << r.score_bytes << ',' << r.dense_gbs << ',' << r.dense_gbs / copy_gbs << ','
           << r.fasa_gbs << ',' << r.prep_ms << ',' << r.tip_ms << ',' << r.filter_ms << ','

@@ -84,14 +84,16 @@ class batch_decoder {
     FASA_CHECK(shape.head_dim == 64 || shape.head_dim == 128,
                "batch_decoder: the CUDA kernels are built for head_dim 64 and 128, got ",
                shape.head_dim);
-    FASA_CHECK(shape.group_size() <= 8, "batch_decoder: GQA groups of up to 8 query heads per KV "
-               "head are supported, got ", shape.group_size());
-    FASA_CHECK(layout<St>::first_width(st) % vec == 0,
-               "batch_decoder: the key slab is ", layout<St>::first_width(st),
-               " dims wide; the ", elem_traits<Elem>::name, " kernels need a multiple of ", vec,
+    FASA_CHECK(shape.group_size() <= 8,
+               "batch_decoder: GQA groups of up to 8 query heads per KV "
+               "head are supported, got ",
+               shape.group_size());
+    FASA_CHECK(layout<St>::first_width(st) % vec == 0, "batch_decoder: the key slab is ",
+               layout<St>::first_width(st), " dims wide; the ", elem_traits<Elem>::name,
+               " kernels need a multiple of ", vec,
                " (build the dominant_plan with slab_multiple = ", vec, ")");
-    FASA_CHECK(shape.capacity <= std::int64_t{1} << 30, "batch_decoder: capacity ",
-               shape.capacity, " is beyond the 2^30 tokens the int32 indices allow");
+    FASA_CHECK(shape.capacity <= std::int64_t{1} << 30, "batch_decoder: capacity ", shape.capacity,
+               " is beyond the 2^30 tokens the int32 indices allow");
     int device = 0;
     FASA_CUDA_CHECK(cudaGetDevice(&device));
     FASA_CUDA_CHECK(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, device));
@@ -127,7 +129,8 @@ class batch_decoder {
             scored = false;
             for (std::int32_t sd : sel.score_dims(u)) scored = scored || sd == dim;
           }
-          mask[static_cast<std::size_t>(u) * d + static_cast<std::size_t>(j)] = scored ? 1.0f : 0.0f;
+          mask[static_cast<std::size_t>(u) * d + static_cast<std::size_t>(j)] =
+              scored ? 1.0f : 0.0f;
         }
       }
       score_mask_.upload(mask);
@@ -136,9 +139,8 @@ class batch_decoder {
       if constexpr (Sel::kind == score_kind::dot_dim_subset) {
         bool in_first = true;
         for (int u = 0; u < units_; ++u) {
-          const int kv = sel.granularity() == selection_granularity::query_head
-                             ? shape.kv_head_of(u)
-                             : u;
+          const int kv =
+              sel.granularity() == selection_granularity::query_head ? shape.kv_head_of(u) : u;
           for (std::int32_t dim : sel.score_dims(u)) {
             bool found = false;
             for (int j = 0; j < layout<St>::first_width(st); ++j)
@@ -166,8 +168,7 @@ class batch_decoder {
   int score_width() const { return score_width_; }
   std::size_t device_bytes() const {
     return cache_.bytes() + q_att_.bytes() + q_tip_.bytes() + scores_.bytes() + cand_.bytes() +
-           idx_.bytes() + part_o_.bytes() + part_lse_.bytes() + hist_.bytes() +
-           score_mask_.bytes();
+           idx_.bytes() + part_o_.bytes() + part_lse_.bytes() + hist_.bytes() + score_mask_.bytes();
   }
 
   // Writes count tokens of sequence b at positions t0 .. t0+count-1 (host fp32, keys rotated).
@@ -180,16 +181,15 @@ class batch_decoder {
     FASA_CHECK(!k_rot.empty() && static_cast<std::int64_t>(k_rot.size()) % row == 0 &&
                    v.size() == k_rot.size(),
                "batch_decoder::write_tokens: k has ", k_rot.size(), " and v ", v.size(),
-               " values; both must be the same positive multiple of num_kv_heads*head_dim = ",
-               row);
+               " values; both must be the same positive multiple of num_kv_heads*head_dim = ", row);
     const std::int64_t count = static_cast<std::int64_t>(k_rot.size()) / row;
-    FASA_CHECK(t0 >= 0 && t0 + count <= shape_.capacity, "batch_decoder::write_tokens: tokens ",
-               t0, " .. ", t0 + count - 1, " do not fit the capacity ", shape_.capacity);
+    FASA_CHECK(t0 >= 0 && t0 + count <= shape_.capacity, "batch_decoder::write_tokens: tokens ", t0,
+               " .. ", t0 + count - 1, " do not fit the capacity ", shape_.capacity);
     device_buffer<float> k_dev, v_dev;
     k_dev.upload(std::vector<float>(k_rot.begin(), k_rot.end()));
     v_dev.upload(std::vector<float>(v.begin(), v.end()));
-    const auto blocks = static_cast<unsigned>(std::min<std::int64_t>(
-        (static_cast<std::int64_t>(k_rot.size()) + 255) / 256, 4096));
+    const auto blocks = static_cast<unsigned>(
+        std::min<std::int64_t>((static_cast<std::int64_t>(k_rot.size()) + 255) / 256, 4096));
     kernels::write_tokens<Elem><<<blocks, 256>>>(st_dev_, cache_.data(), seq_elements(), b, t0,
                                                  count, k_dev.data(), v_dev.data());
     FASA_CUDA_CHECK_LAUNCH("write_tokens");
@@ -206,8 +206,8 @@ class batch_decoder {
                  "; it must be in [1, capacity = ", shape_.capacity, "]");
     lengths_.assign(lengths.begin(), lengths.end());
     max_len_ = *std::max_element(lengths_.begin(), lengths_.end());
-    FASA_CUDA_CHECK(cudaMemcpy(lengths_dev_.data(), lengths_.data(),
-                               lengths_.size() * sizeof(int), cudaMemcpyHostToDevice));
+    FASA_CUDA_CHECK(cudaMemcpy(lengths_dev_.data(), lengths_.data(), lengths_.size() * sizeof(int),
+                               cudaMemcpyHostToDevice));
     plan_splits();
   }
   std::span<const int> lengths() const { return lengths_; }
@@ -215,11 +215,11 @@ class batch_decoder {
   // Fills tokens [0, length) of every sequence with kernels::hashed_uniform values.
   void fill_hashed(std::uint32_t seed) {
     FASA_CHECK(max_len_ > 0, "batch_decoder::fill_hashed: set_lengths first");
-    const dim3 grid(static_cast<unsigned>(std::min<std::int64_t>(
-                        (max_len_ * shape_.head_dim + 255) / 256, 2048)),
+    const dim3 grid(static_cast<unsigned>(
+                        std::min<std::int64_t>((max_len_ * shape_.head_dim + 255) / 256, 2048)),
                     static_cast<unsigned>(shape_.num_kv_heads), static_cast<unsigned>(batch_));
-    kernels::fill_hashed<Elem><<<grid, 256>>>(st_dev_, cache_.data(), seq_elements(),
-                                              lengths_dev_.data(), batch_, seed);
+    kernels::fill_hashed<Elem>
+        <<<grid, 256>>>(st_dev_, cache_.data(), seq_elements(), lengths_dev_.data(), batch_, seed);
     FASA_CUDA_CHECK_LAUNCH("fill_hashed");
     FASA_CUDA_CHECK(cudaDeviceSynchronize());
   }
@@ -232,11 +232,12 @@ class batch_decoder {
     const int d = shape_.head_dim;
     if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->start, stream));
     const int prep_blocks = std::max(shape_.num_q_heads, units_);
-    kernels::prepare_queries<<<dim3(static_cast<unsigned>(prep_blocks),
-                                    static_cast<unsigned>(batch_)),
-                               static_cast<unsigned>(d), 0, stream>>>(
-        st_dev_, shape_, sel_.granularity(), score_mask_.data(), q, q_att_.data(), q_tip_.data(),
-        static_cast<float>(1.4426950408889634 / std::sqrt(static_cast<double>(d))));
+    kernels::
+        prepare_queries<<<dim3(static_cast<unsigned>(prep_blocks), static_cast<unsigned>(batch_)),
+                          static_cast<unsigned>(d), 0, stream>>>(
+            st_dev_, shape_, sel_.granularity(), score_mask_.data(), q, q_att_.data(),
+            q_tip_.data(),
+            static_cast<float>(1.4426950408889634 / std::sqrt(static_cast<double>(d))));
     FASA_CUDA_CHECK_LAUNCH("prepare_queries");
     if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->prepared, stream));
     kernels::attend_args a{};
@@ -289,10 +290,17 @@ class batch_decoder {
                                                                   seq_elements(), t);
           };
           switch (lpr) {
-            case 4: launch(kernels::tip_scores_lanes<Elem, St, D, UMAX, 4>); break;
-            case 8: launch(kernels::tip_scores_lanes<Elem, St, D, UMAX, 8>); break;
-            case 16: launch(kernels::tip_scores_lanes<Elem, St, D, UMAX, 16>); break;
-            default: launch(kernels::tip_scores<Elem, St, D, UMAX>);
+            case 4:
+              launch(kernels::tip_scores_lanes<Elem, St, D, UMAX, 4>);
+              break;
+            case 8:
+              launch(kernels::tip_scores_lanes<Elem, St, D, UMAX, 8>);
+              break;
+            case 16:
+              launch(kernels::tip_scores_lanes<Elem, St, D, UMAX, 16>);
+              break;
+            default:
+              launch(kernels::tip_scores<Elem, St, D, UMAX>);
           }
         });
       });
@@ -310,16 +318,16 @@ class batch_decoder {
       k.out_stride = kcap_;
       k.cand = cand_.data();
       k.cand_stride = shape_.capacity;
-      const std::int64_t filter_per_row = std::clamp<std::int64_t>(
-          std::int64_t{sms_} * 4 / static_cast<std::int64_t>(rows), 1,
-          std::max<std::int64_t>(1, (max_len_ + 1023) / 1024));
-      kernels::topk_filter<<<dim3(static_cast<unsigned>(filter_per_row),
-                                  static_cast<unsigned>(rows)),
-                             kernels::topk_filter_threads, 0, stream>>>(k);
+      const std::int64_t filter_per_row =
+          std::clamp<std::int64_t>(std::int64_t{sms_} * 4 / static_cast<std::int64_t>(rows), 1,
+                                   std::max<std::int64_t>(1, (max_len_ + 1023) / 1024));
+      kernels::
+          topk_filter<<<dim3(static_cast<unsigned>(filter_per_row), static_cast<unsigned>(rows)),
+                        kernels::topk_filter_threads, 0, stream>>>(k);
       FASA_CUDA_CHECK_LAUNCH("topk_filter");
       if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->filtered, stream));
-      kernels::topk_finish<<<static_cast<unsigned>(rows), kernels::topk_finish_threads, 0,
-                             stream>>>(k);
+      kernels::
+          topk_finish<<<static_cast<unsigned>(rows), kernels::topk_finish_threads, 0, stream>>>(k);
       FASA_CUDA_CHECK_LAUNCH("topk_finish");
       if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->selected, stream));
       a.gather = true;
@@ -344,8 +352,8 @@ class batch_decoder {
           return true;
         }();
         (void)configured;
-        kernel<<<grid, kernels::mma_threads, smem, stream>>>(st_dev_, cache_.data(),
-                                                             seq_elements(), a);
+        kernel<<<grid, kernels::mma_threads, smem, stream>>>(st_dev_, cache_.data(), seq_elements(),
+                                                             a);
       });
     } else {
       launch_by_count(per_unit, [&](auto qmax) {
@@ -375,8 +383,8 @@ class batch_decoder {
   // The tokens unit u of sequence b kept at the last step, ascending (synchronises). Dense
   // keeps everything: 0 .. n-1.
   std::vector<std::int32_t> selected(int b, int u) const {
-    FASA_CHECK(b >= 0 && b < batch_ && u >= 0 && u < units_, "batch_decoder::selected: (", b,
-               ", ", u, ") outside the batch of ", batch_, " x ", units_, " units");
+    FASA_CHECK(b >= 0 && b < batch_ && u >= 0 && u < units_, "batch_decoder::selected: (", b, ", ",
+               u, ") outside the batch of ", batch_, " x ", units_, " units");
     const std::int64_t n = lengths_[static_cast<std::size_t>(b)];
     std::vector<std::int32_t> out;
     if constexpr (Sel::kind == score_kind::none) {
@@ -385,10 +393,9 @@ class batch_decoder {
     } else {
       FASA_CUDA_CHECK(cudaDeviceSynchronize());
       out.resize(static_cast<std::size_t>(sel_.keep(n)));
-      FASA_CUDA_CHECK(cudaMemcpy(
-          out.data(),
-          idx_.data() + (static_cast<std::int64_t>(b) * units_ + u) * kcap_,
-          out.size() * sizeof(std::int32_t), cudaMemcpyDeviceToHost));
+      FASA_CUDA_CHECK(cudaMemcpy(out.data(),
+                                 idx_.data() + (static_cast<std::int64_t>(b) * units_ + u) * kcap_,
+                                 out.size() * sizeof(std::int32_t), cudaMemcpyDeviceToHost));
       std::sort(out.begin(), out.end());
     }
     return out;
@@ -409,12 +416,13 @@ class batch_decoder {
   // Changes the token budget between steps (benchmarks sweep N_fac on one cache). The new
   // budget may keep no more than the budget the decoder was built with, whose index buffers it
   // reuses.
-  void set_budget(token_budget budget)
-    requires requires(Sel s) { s.budget; }
+  void set_budget(token_budget budget) requires requires(Sel s) { s.budget; }
   {
-    FASA_CHECK(budget.keep(shape_.capacity) <= kcap_, "batch_decoder::set_budget: the new budget "
-               "keeps up to ", budget.keep(shape_.capacity), " tokens per unit, more than the ",
-               kcap_, " this decoder was built for");
+    FASA_CHECK(budget.keep(shape_.capacity) <= kcap_,
+               "batch_decoder::set_budget: the new budget "
+               "keeps up to ",
+               budget.keep(shape_.capacity), " tokens per unit, more than the ", kcap_,
+               " this decoder was built for");
     sel_.budget = budget;
     sel_dev_.budget = budget;
     if (max_len_ > 0) plan_splits();
@@ -470,7 +478,8 @@ class batch_decoder {
     chunk = (chunk + 63) / 64 * 64;
     chunk_ = static_cast<int>(chunk);
     max_splits_ = static_cast<int>((count + chunk - 1) / chunk);
-    const auto heads = static_cast<std::size_t>(batch_) * static_cast<std::size_t>(shape_.num_q_heads);
+    const auto heads =
+        static_cast<std::size_t>(batch_) * static_cast<std::size_t>(shape_.num_q_heads);
     part_o_.resize(heads * static_cast<std::size_t>(max_splits_) *
                    static_cast<std::size_t>(shape_.head_dim));
     part_lse_.resize(heads * static_cast<std::size_t>(max_splits_));

@@ -8,7 +8,8 @@
 // this only names which of its row functions a kernel reads).
 
 #if !defined(__CUDACC__)
-#error "fasa/backends/cuda/*.cuh must be compiled by nvcc; plain C++ reaches the CUDA backend through a compiled bridge"
+#error \
+    "fasa/backends/cuda/*.cuh must be compiled by nvcc; plain C++ reaches the CUDA backend through a compiled bridge"
 #endif
 
 #include <cuda_bf16.h>
@@ -39,7 +40,8 @@ inline void throw_on_error(cudaError_t e, const char* what, const char* function
 }  // namespace fasa::cuda
 
 // Checks a CUDA runtime call; a failure throws fasa::error naming the call.
-#define FASA_CUDA_CHECK(call) ::fasa::cuda::throw_on_error((call), #call, __func__, __FILE__, __LINE__)
+#define FASA_CUDA_CHECK(call) \
+  ::fasa::cuda::throw_on_error((call), #call, __func__, __FILE__, __LINE__)
 // Checks the last kernel launch (bad configuration, missing image for this GPU).
 #define FASA_CUDA_CHECK_LAUNCH(name) \
   ::fasa::cuda::throw_on_error(cudaGetLastError(), name, __func__, __FILE__, __LINE__)
@@ -218,6 +220,8 @@ struct layout<storage::split_dominant> {
 };
 
 template <class St>
-concept StreamedLayout = requires { sizeof(layout<St>); };
+concept StreamedLayout = requires {
+  sizeof(layout<St>);
+};
 
 }  // namespace fasa::cuda

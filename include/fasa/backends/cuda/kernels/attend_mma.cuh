@@ -120,8 +120,7 @@ __global__ __launch_bounds__(mma_threads) void attend_split_mma(St st, const Ele
   const Elem* base = cache + b * seq_elems;
   const int fw = layout<St>::first_width(st);
   const std::int32_t* list =
-      a.gather ? a.idx + (static_cast<std::int64_t>(b) * a.shape.num_kv_heads + unit) *
-                             a.idx_stride
+      a.gather ? a.idx + (static_cast<std::int64_t>(b) * a.shape.num_kv_heads + unit) * a.idx_stride
                : nullptr;
   const int tiles = static_cast<int>((end - begin + TILE - 1) / TILE);
 
@@ -145,9 +144,9 @@ __global__ __launch_bounds__(mma_threads) void attend_split_mma(St st, const Ele
   // Q as the A operand, row gq = head gq of the unit (zero past the group), rows gq+8 zero.
   unsigned qa[D / 16][2];
   {
-    const float* qrow = a.q_att + (static_cast<std::int64_t>(b) * a.shape.num_q_heads + q0 +
-                                   (gq < nq ? gq : 0)) *
-                                      D;
+    const float* qrow =
+        a.q_att +
+        (static_cast<std::int64_t>(b) * a.shape.num_q_heads + q0 + (gq < nq ? gq : 0)) * D;
 #pragma unroll
     for (int kc = 0; kc < D / 16; ++kc) {
       const int d0 = kc * 16 + 2 * tq;

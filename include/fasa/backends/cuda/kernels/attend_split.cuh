@@ -29,9 +29,9 @@ inline constexpr int attend_threads = 256;
 
 struct attend_args {
   attention_shape shape;
-  const float* q_att;  // [batch, num_q_heads, head_dim], storage order, scaled
-  const int* lengths;  // [batch]
-  bool gather;         // FAC over idx (else dense over 0 .. n-1)
+  const float* q_att;       // [batch, num_q_heads, head_dim], storage order, scaled
+  const int* lengths;       // [batch]
+  bool gather;              // FAC over idx (else dense over 0 .. n-1)
   const std::int32_t* idx;  // [batch, units, idx_stride] when gather
   std::int64_t idx_stride;
   token_budget budget = token_budget::all();  // tokens per unit when gather: budget.keep(n)
@@ -128,9 +128,10 @@ __global__ __launch_bounds__(attend_threads) void attend_split(St st, const Elem
   float q[V];
 #pragma unroll
   for (int e = 0; e < V; ++e)
-    q[e] = g < nq ? a.q_att[(static_cast<std::int64_t>(b) * a.shape.num_q_heads + q0 + g) * D +
-                            col + e]
-                  : 0.0f;
+    q[e] =
+        g < nq
+            ? a.q_att[(static_cast<std::int64_t>(b) * a.shape.num_q_heads + q0 + g) * D + col + e]
+            : 0.0f;
   float m = -INFINITY, l = 0.0f, o[V];
 #pragma unroll
   for (int e = 0; e < V; ++e) o[e] = 0.0f;

@@ -25,8 +25,8 @@ namespace fasa::cuda::kernels {
 // selectors that do not score (dense).
 template <class St>
 __global__ void prepare_queries(St st, attention_shape shape, selection_granularity g,
-                                const float* score_mask, const float* q, float* q_att,
-                                float* q_tip, float att_scale) {
+                                const float* score_mask, const float* q, float* q_att, float* q_tip,
+                                float att_scale) {
   const int b = blockIdx.y, j = threadIdx.x, d = shape.head_dim;
   const float* qb = q + static_cast<std::int64_t>(b) * shape.num_q_heads * d;
   const int h = blockIdx.x;

@@ -3,13 +3,14 @@
 #pragma once
 
 // TIP scores (FASA Eq. 6) of every cached token for every selection unit, a thread per token
-// (tip_rows_per_thread tokens loaded together), blocks striding over the tokens. A block streams the first `width` storage positions of its KV head's key rows (for FASA-C the
-// dominant-dim slab alone; for the oracle or a contiguous cache, whole rows) in 16-byte
-// vectors, and scores each row for every unit that reads this KV head: one unit under kv_head
-// granularity (the group's summed query), the group's query heads under query_head granularity,
-// so a row is read once for the whole group either way. The unit's scoring query (prepared by
-// prepare_queries) holds zeros outside its dominant dims, which keeps the math that of
-// selector::fasa_tip::score: raw post-RoPE dot products, no scaling.
+// (tip_rows_per_thread tokens loaded together), blocks striding over the tokens. A block streams
+// the first `width` storage positions of its KV head's key rows (for FASA-C the dominant-dim slab
+// alone; for the oracle or a contiguous cache, whole rows) in 16-byte vectors, and scores each row
+// for every unit that reads this KV head: one unit under kv_head granularity (the group's summed
+// query), the group's query heads under query_head granularity, so a row is read once for the whole
+// group either way. The unit's scoring query (prepared by prepare_queries) holds zeros outside its
+// dominant dims, which keeps the math that of selector::fasa_tip::score: raw post-RoPE dot
+// products, no scaling.
 //
 // Forced tokens (off by default, as in the paper) score +inf so the top-k keeps them first.
 // The block also histograms the top bits of its scores (shared memory, then one global add per
@@ -35,7 +36,7 @@ struct tip_args {
   const int* lengths;  // [batch]
   forced_tokens forced;
   token_budget budget = token_budget::all();  // rows that keep everything need no histogram
-  float* scores;  // [batch, units, score_stride]
+  float* scores;                              // [batch, units, score_stride]
   std::int64_t score_stride;
   unsigned* hist;  // [batch, units, topk_hist_bins], zeroed: the top-k's first digit
 };
@@ -110,8 +111,8 @@ __global__ __launch_bounds__(tip_threads) void tip_scores(St st, const Elem* cac
       const std::int64_t t = t0 + r * tip_threads + threadIdx.x;
       const bool mine = t < n;
       if (mine && a.forced.any()) {
-        const bool forced = (a.forced.current && t == n - 1) || t < a.forced.sinks ||
-                            t >= n - a.forced.recent;
+        const bool forced =
+            (a.forced.current && t == n - 1) || t < a.forced.sinks || t >= n - a.forced.recent;
         if (forced)
 #pragma unroll
           for (int u = 0; u < UMAX; ++u) acc[r][u] = __int_as_float(0x7f800000);  // +inf
@@ -120,8 +121,7 @@ __global__ __launch_bounds__(tip_threads) void tip_scores(St st, const Elem* cac
       for (int u = 0; u < UMAX; ++u)
         if (u < nu) {
           if (mine) scores[u * a.score_stride + t] = acc[r][u];
-          if (histogram)
-            warp_hist_add(hist_s + u * topk_hist_bins, first_digit(acc[r][u]), mine);
+          if (histogram) warp_hist_add(hist_s + u * topk_hist_bins, first_digit(acc[r][u]), mine);
         }
     }
   }
@@ -199,8 +199,8 @@ __global__ __launch_bounds__(tip_threads) void tip_scores_lanes(St st, const Ele
       }
       const bool mine = c == 0 && t < n;  // one lane of the row writes
       if (mine && a.forced.any()) {
-        const bool forced = (a.forced.current && t == n - 1) || t < a.forced.sinks ||
-                            t >= n - a.forced.recent;
+        const bool forced =
+            (a.forced.current && t == n - 1) || t < a.forced.sinks || t >= n - a.forced.recent;
         if (forced)
 #pragma unroll
           for (int u = 0; u < UMAX; ++u) acc[u] = __int_as_float(0x7f800000);  // +inf
@@ -209,8 +209,7 @@ __global__ __launch_bounds__(tip_threads) void tip_scores_lanes(St st, const Ele
       for (int u = 0; u < UMAX; ++u)
         if (u < nu) {
           if (mine) scores[u * a.score_stride + t] = acc[u];
-          if (histogram)
-            warp_hist_add(hist_s + u * topk_hist_bins, first_digit(acc[u]), mine);
+          if (histogram) warp_hist_add(hist_s + u * topk_hist_bins, first_digit(acc[u]), mine);
         }
     }
   }

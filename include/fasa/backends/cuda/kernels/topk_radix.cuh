@@ -126,7 +126,8 @@ __global__ __launch_bounds__(topk_filter_threads) void topk_filter(topk_args a) 
   }
   const unsigned* hist = a.hist + row * topk_hist_bins;
   unsigned bin = 0, above = 0;
-  find_bin<T>(topk_hist_bins, [&](unsigned i) { return hist[i]; }, k, bin, above);
+  find_bin<T>(
+      topk_hist_bins, [&](unsigned i) { return hist[i]; }, k, bin, above);
   const float* s = a.scores + row * a.score_stride;  // 16-byte aligned (score_stride % 4 == 0)
   std::int32_t* cand = a.cand + row * 2 * a.cand_stride;
   unsigned* counts = a.counts + row * 2;
@@ -175,7 +176,8 @@ __global__ __launch_bounds__(topk_finish_threads) void topk_finish(topk_args a) 
   if (k >= n) return;
   const unsigned* hist0 = a.hist + row * topk_hist_bins;
   unsigned bin = 0, above = 0;
-  find_bin<T>(topk_hist_bins, [&](unsigned i) { return hist0[i]; }, k, bin, above);
+  find_bin<T>(
+      topk_hist_bins, [&](unsigned i) { return hist0[i]; }, k, bin, above);
   const float* s = a.scores + row * a.score_stride;
   std::int32_t* out = a.out + row * a.out_stride;
   std::int32_t* cand[2] = {a.cand + row * 2 * a.cand_stride,
@@ -197,9 +199,11 @@ __global__ __launch_bounds__(topk_finish_threads) void topk_finish(topk_args a) 
     };
     for (unsigned i = threadIdx.x; i < bins; i += T) hist_s[i] = 0;
     __syncthreads();
-    for (std::int64_t e = threadIdx.x; e < count; e += T) atomicAdd(&hist_s[digit_of(cand[cur][e])], 1u);
+    for (std::int64_t e = threadIdx.x; e < count; e += T)
+      atomicAdd(&hist_s[digit_of(cand[cur][e])], 1u);
     __syncthreads();
-    find_bin<T>(bins, [&](unsigned i) { return hist_s[i]; }, need, bin, above);
+    find_bin<T>(
+        bins, [&](unsigned i) { return hist_s[i]; }, need, bin, above);
     const int next = 1 - cur;
     if (threadIdx.x == 0) s_count[next] = 0;
     __syncthreads();
