@@ -106,15 +106,10 @@ __global__ __launch_bounds__(mma_threads) void attend_split_mma(St st, const Ele
   Elem* ks = reinterpret_cast<Elem*>(smem_raw);  // [S][TILE][D], swizzled
   Elem* vs = ks + S * TILE * D;                  // [S][TILE][D], swizzled
 
-  const int split = blockIdx.x, unit = blockIdx.y, b = blockIdx.z;
-  const std::int64_t n = a.lengths[b];
-  const std::int64_t count = attend_count(a, n);
-  const std::int64_t begin = static_cast<std::int64_t>(split) * a.chunk;
-  if (begin >= count) return;
-  const std::int64_t end = begin + a.chunk < count ? begin + a.chunk : count;
-  const int nq = a.shape.group_size();
-  const int q0 = unit * nq;
-  const int kv = unit;
+  const split_work w = split_of_block(a);  // units here are KV heads with their group
+  if (w.begin >= w.end) return;
+  const int split = w.split, unit = w.unit, b = w.b, kv = w.kv, nq = w.nq, q0 = w.q0;
+  const std::int64_t begin = w.begin, end = w.end;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int gq = lane / 4, tq = lane % 4;  // mma fragment coordinates
   const Elem* base = cache + b * seq_elems;
@@ -159,18 +154,9 @@ __global__ __launch_bounds__(mma_threads) void attend_split_mma(St st, const Ele
   for (int nt = 0; nt < D / 8; ++nt) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.0f;
   float m = -INFINITY, l = 0.0f;  // row gq's running max and this thread's partial sum
 
-#pragma unroll
-  for (int i = 0; i < S - 1; ++i) {
-    if (i < tiles) load_tile(i, i);
-    cp_async_commit();
-  }
-  for (int tile = 0; tile < tiles; ++tile) {
-    if (tile + S - 1 < tiles) load_tile(tile + S - 1, (tile + S - 1) % S);
-    cp_async_commit();
-    cp_async_wait<S - 1>();
-    __syncthreads();
-    const Elem* kt = ks + (tile % S) * TILE * D;
-    const Elem* vt = vs + (tile % S) * TILE * D;
+  cp_async_pipeline<S>(tiles, load_tile, [&](int tile, int stage) {
+    const Elem* kt = ks + stage * TILE * D;
+    const Elem* vt = vs + stage * TILE * D;
     const int r0 = warp * 16;  // this warp's 16 tokens
     const std::int64_t pos0 = begin + static_cast<std::int64_t>(tile) * TILE + r0;
 
@@ -220,10 +206,7 @@ __global__ __launch_bounds__(mma_threads) void attend_split_mma(St st, const Ele
       mma16816<Elem>(o[nt], pa0, 0u, pa2, 0u, vb[0], vb[1]);
       mma16816<Elem>(o[nt + 1], pa0, 0u, pa2, 0u, vb[2], vb[3]);
     }
-    __syncthreads();
-  }
-  cp_async_wait<0>();
-  __syncthreads();
+  });
 
   // The row sum over the quad, then the four warps' states merged through shared memory.
   l += __shfl_xor_sync(0xffffffffu, l, 1);
@@ -243,22 +226,7 @@ __global__ __launch_bounds__(mma_threads) void attend_split_mma(St st, const Ele
     }
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < nq * D; i += mma_threads) {
-    const int h = i / D, dim = i % D;
-    float top = -INFINITY;
-    for (int w = 0; w < 4; ++w) top = fmaxf(top, sm_m[w * 8 + h]);
-    float den = 0.0f, num = 0.0f;
-    for (int w = 0; w < 4; ++w) {
-      const float mw = sm_m[w * 8 + h];
-      if (mw == -INFINITY) continue;
-      const float wgt = exp2f(mw - top);
-      den += wgt * sm_l[w * 8 + h];
-      num += wgt * sm_o[(w * 8 + h) * D + dim];
-    }
-    const std::int64_t head = static_cast<std::int64_t>(b) * a.shape.num_q_heads + q0 + h;
-    a.part_o[(head * a.max_splits + split) * D + dim] = num / den;
-    if (dim == 0) a.part_lse[head * a.max_splits + split] = top + log2f(den);
-  }
+  write_split_output<D>(sm_m, sm_l, sm_o, 4, 8, nq, a, b, q0, split);
 }
 
 }  // namespace fasa::cuda::kernels

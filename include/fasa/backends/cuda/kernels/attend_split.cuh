@@ -58,6 +58,75 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
+// The work of one attend block: sequence b's unit `unit`, tokens [begin, end) of its list, and
+// the query heads q0 .. q0+nq-1 that read KV head kv. Empty (begin >= end) past the last split.
+struct split_work {
+  int split, unit, b, kv, nq, q0;
+  std::int64_t begin, end;
+};
+
+__device__ __forceinline__ split_work split_of_block(const attend_args& a) {
+  split_work w;
+  w.split = blockIdx.x;
+  w.unit = blockIdx.y;
+  w.b = blockIdx.z;
+  const std::int64_t count = attend_count(a, a.lengths[w.b]);
+  w.begin = static_cast<std::int64_t>(w.split) * a.chunk;
+  w.end = w.begin + a.chunk < count ? w.begin + a.chunk : count;
+  const int group = a.shape.group_size();
+  w.kv = a.unit_is_query_head ? w.unit / group : w.unit;
+  w.nq = a.unit_is_query_head ? 1 : group;
+  w.q0 = a.unit_is_query_head ? w.unit : w.unit * group;
+  return w;
+}
+
+// Streams `tiles` tiles through an S-stage cp.async pipeline: load(tile, stage) issues one
+// tile's copies into a stage, compute(tile, stage) consumes it once every thread's copies have
+// landed; a stage is refilled S-1 tiles after it was consumed. Every thread calls it.
+template <int S, class Load, class Compute>
+__device__ __forceinline__ void cp_async_pipeline(int tiles, Load&& load, Compute&& compute) {
+#pragma unroll
+  for (int i = 0; i < S - 1; ++i) {
+    if (i < tiles) load(i, i);
+    cp_async_commit();
+  }
+  for (int tile = 0; tile < tiles; ++tile) {
+    if (tile + S - 1 < tiles) load(tile + S - 1, (tile + S - 1) % S);
+    cp_async_commit();
+    cp_async_wait<S - 1>();  // this thread's copies of `tile` have landed
+    __syncthreads();         // and everyone else's
+    compute(tile, tile % S);
+    __syncthreads();  // before the stage is refilled
+  }
+  cp_async_wait<0>();
+  __syncthreads();
+}
+
+// Merges a block's `parts` partial states of each of its nq query heads (running max m and sum
+// l in the log2 domain, unnormalised o; m, l: [parts][qstride], o: [parts][qstride][D], in
+// shared memory) and writes the split's partial output and log-sum-exp. Every thread calls it.
+template <int D>
+__device__ void write_split_output(const float* sm_m, const float* sm_l, const float* sm_o,
+                                   int parts, int qstride, int nq, const attend_args& a, int b,
+                                   int q0, int split) {
+  for (int i = threadIdx.x; i < nq * D; i += blockDim.x) {
+    const int h = i / D, dim = i % D;
+    float top = -INFINITY;
+    for (int r = 0; r < parts; ++r) top = fmaxf(top, sm_m[r * qstride + h]);
+    float den = 0.0f, num = 0.0f;
+    for (int r = 0; r < parts; ++r) {
+      const float mr = sm_m[r * qstride + h];
+      if (mr == -INFINITY) continue;
+      const float w = exp2f(mr - top);
+      den += w * sm_l[r * qstride + h];
+      num += w * sm_o[(r * qstride + h) * D + dim];
+    }
+    const std::int64_t head = static_cast<std::int64_t>(b) * a.shape.num_q_heads + q0 + h;
+    a.part_o[(head * a.max_splits + split) * D + dim] = num / den;
+    if (dim == 0) a.part_lse[head * a.max_splits + split] = top + log2f(den);
+  }
+}
+
 inline constexpr int attend_tile = 32;   // tokens per pipeline stage
 inline constexpr int attend_stages = 4;  // stages in flight
 
@@ -89,16 +158,10 @@ __global__ __launch_bounds__(attend_threads) void attend_split(St st, const Elem
   Elem* ks = reinterpret_cast<Elem*>(smem_raw);  // [S][TILE][D]
   Elem* vs = ks + S * TILE * D;                  // [S][TILE][D]
 
-  const int split = blockIdx.x, unit = blockIdx.y, b = blockIdx.z;
-  const std::int64_t n = a.lengths[b];
-  const std::int64_t count = attend_count(a, n);
-  const std::int64_t begin = static_cast<std::int64_t>(split) * a.chunk;
-  if (begin >= count) return;
-  const std::int64_t end = begin + a.chunk < count ? begin + a.chunk : count;
-  const int group = a.shape.group_size();
-  const int kv = a.unit_is_query_head ? unit / group : unit;
-  const int nq = a.unit_is_query_head ? 1 : group;
-  const int q0 = a.unit_is_query_head ? unit : unit * group;
+  const split_work w = split_of_block(a);
+  if (w.begin >= w.end) return;
+  const int split = w.split, unit = w.unit, b = w.b, kv = w.kv, nq = w.nq, q0 = w.q0;
+  const std::int64_t begin = w.begin, end = w.end;
   const int lane = threadIdx.x % LANES, col = lane * V;
   const int g = threadIdx.x / LANES % QMAX;  // this thread's query head within the unit
   const int slot = threadIdx.x / (LANES * QMAX);
@@ -136,18 +199,9 @@ __global__ __launch_bounds__(attend_threads) void attend_split(St st, const Elem
 #pragma unroll
   for (int e = 0; e < V; ++e) o[e] = 0.0f;
 
-#pragma unroll
-  for (int i = 0; i < S - 1; ++i) {
-    if (i < tiles) load_tile(i, i);
-    cp_async_commit();
-  }
-  for (int tile = 0; tile < tiles; ++tile) {
-    if (tile + S - 1 < tiles) load_tile(tile + S - 1, (tile + S - 1) % S);
-    cp_async_commit();
-    cp_async_wait<S - 1>();  // this thread's copies of `tile` have landed
-    __syncthreads();         // and everyone else's
-    const Elem* kt = ks + (tile % S) * TILE * D;
-    const Elem* vt = vs + (tile % S) * TILE * D;
+  cp_async_pipeline<S>(tiles, load_tile, [&](int tile, int stage) {
+    const Elem* kt = ks + stage * TILE * D;
+    const Elem* vt = vs + stage * TILE * D;
     const std::int64_t tile_begin = begin + static_cast<std::int64_t>(tile) * TILE;
     float s[U];
     float mx = m;
@@ -182,10 +236,7 @@ __global__ __launch_bounds__(attend_threads) void attend_split(St st, const Elem
         for (int e = 0; e < V; ++e) o[e] = fmaf(p, v[e], o[e]);
       }
     }
-    __syncthreads();  // the stage is refilled S-1 tiles later
-  }
-  cp_async_wait<0>();
-  __syncthreads();
+  });
 
   // Combine the block's slots (each saw every SLOTS-th token), reusing the pipeline's memory.
   float* sm_m = reinterpret_cast<float*>(smem_raw);  // [SLOTS][QMAX]
@@ -198,22 +249,7 @@ __global__ __launch_bounds__(attend_threads) void attend_split(St st, const Elem
 #pragma unroll
   for (int e = 0; e < V; ++e) sm_o[(slot * QMAX + g) * D + col + e] = o[e];
   __syncthreads();
-  for (int i = threadIdx.x; i < nq * D; i += attend_threads) {
-    const int h = i / D, dim = i % D;
-    float top = -INFINITY;
-    for (int r = 0; r < SLOTS; ++r) top = fmaxf(top, sm_m[r * QMAX + h]);
-    float den = 0.0f, num = 0.0f;
-    for (int r = 0; r < SLOTS; ++r) {
-      const float mr = sm_m[r * QMAX + h];
-      if (mr == -INFINITY) continue;
-      const float w = exp2f(mr - top);
-      den += w * sm_l[r * QMAX + h];
-      num += w * sm_o[(r * QMAX + h) * D + dim];
-    }
-    const std::int64_t head = static_cast<std::int64_t>(b) * a.shape.num_q_heads + q0 + h;
-    a.part_o[(head * a.max_splits + split) * D + dim] = num / den;
-    if (dim == 0) a.part_lse[head * a.max_splits + split] = top + log2f(den);
-  }
+  write_split_output<D>(sm_m, sm_l, sm_o, SLOTS, QMAX, nq, a, b, q0, split);
 }
 
 // grid: (num_q_heads, batch); block: head_dim threads. out: [batch, num_q_heads, head_dim].
