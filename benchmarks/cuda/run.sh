@@ -8,7 +8,7 @@
 #   3. fasa-bench --backend cuda at Llama-3.1-8B attention shapes (32/8 heads, d 128, bf16);
 #   4. benchmarks/cuda/peers.py: PyTorch SDPA and the paper's PyTorch FASA pipeline on the same
 #      tensors, outputs checked against fasa's.
-# Usage: bash benchmarks/cuda/run.sh [quick|full|tests|bench]
+# Usage: bash benchmarks/cuda/run.sh [quick|full|tests|bench|profile]
 # Binaries: .device/bin/{fasa_gpu_tests,fasa-bench} when present and runnable (built on the
 # developer machine with the same nvcc and carried), else a CMake build here (the GPU machine
 # lacks nlohmann_json: .device/prefix holds a copy, see benchmarks/cuda/stage.sh).
@@ -44,7 +44,7 @@ step "machine"
   echo "HMMA instructions in fasa-bench: $(cuobjdump --dump-sass "$bin/fasa-bench" | grep -c HMMA)"
 } 2>&1 | tee "$out/machine.txt"
 
-if [ "$mode" != bench ]; then
+if [ "$mode" != bench ] && [ "$mode" != profile ]; then
   step "GPU tests"
   "$bin/fasa_gpu_tests" 2>&1 | tee "$out/gpu_tests.txt"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
@@ -60,6 +60,22 @@ if [ "$mode" != bench ]; then
   done
 fi
 [ "$mode" = tests ] && exit "$status"
+
+if [ "$mode" = profile ]; then
+  # Hardware counters of each FASA-C kernel at one size (ncu reads counters on Firecracker
+  # machines; the clocks are left alone). Writes profile.txt.
+  step "ncu: FASA-C kernels at 32K x 8, kv_head, N_fac 256"
+  ncu --clock-control none --kernel-name-base demangled \
+    -k 'regex:tip_scores|topk_filter|topk_finish|attend_split|prepare_queries|merge_splits' \
+    --launch-skip 0 --launch-count 14 \
+    --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy \
+    --section LaunchStats --section SchedulerStats --section WarpStateStats \
+    "$bin/fasa-bench" --backend cuda --contexts 32768 --batches 8 --budgets 256 \
+    --granularity kv_head --reps 1 --warmup 0 >"$out/profile.txt" 2>&1 || status=1
+  grep -E "^  [a-z_:<>, A-Z0-9]+\(|Duration|Memory Throughput|DRAM Throughput|Achieved Occupancy|Registers Per|Warp Cycles Per Issued|Issue Slots Busy|No Eligible|Compute \(SM\) Throughput" \
+    "$out/profile.txt" | head -150
+  exit "$status"
+fi
 
 step "fasa-bench --backend cuda"
 case "$mode" in
@@ -81,7 +97,9 @@ pcmd=(python3 benchmarks/cuda/peers.py --dump "$dump" --csv "$out/peers.csv"
 echo "+ ${pcmd[*]}" | tee "$out/peers.txt"
 PYTHONUNBUFFERED=1 "${pcmd[@]}" 2>&1 | tee -a "$out/peers.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
-step "plot"
-python3 benchmarks/cuda/plot.py "$out/bench.csv" "$out/speedup.svg" || status=1
+if [ "$mode" = full ]; then
+  step "plot"
+  python3 benchmarks/cuda/plot.py "$out/bench.csv" "$out/speedup.svg" || status=1
+fi
 step "done (status $status)"
 exit "$status"

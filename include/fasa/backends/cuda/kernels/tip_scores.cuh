@@ -41,68 +41,6 @@ struct tip_args {
   unsigned* hist;  // [batch, units, topk_hist_bins], zeroed: the top-k's first digit
 };
 
-// What a TIP block scores: the units of KV head h of sequence b.
-struct tip_block {
-  int b, h, units, unit0, nu;
-  std::int64_t n;  // the sequence's length
-  bool histogram;  // the row keeps fewer than n tokens, so the top-k needs the histogram
-  float* scores;   // [nu, score_stride] of this KV head's units
-};
-
-// Loads the block's scoring queries into q_s [UMAX][D] and clears its histograms
-// [UMAX][topk_hist_bins]; every thread calls it.
-template <int D, int UMAX>
-__device__ tip_block tip_begin(const tip_args& a, float* q_s, unsigned* hist_s) {
-  tip_block k;
-  k.b = blockIdx.z;
-  k.h = blockIdx.y;
-  const bool per_query = a.granularity == selection_granularity::query_head;
-  k.units = num_selection_units(a.shape, a.granularity);
-  k.unit0 = per_query ? k.h * a.shape.group_size() : k.h;
-  k.nu = per_query ? a.shape.group_size() : 1;
-  k.n = a.lengths[k.b];
-  k.histogram = a.budget.keep(k.n) < k.n;
-  k.scores = a.scores + (static_cast<std::int64_t>(k.b) * k.units + k.unit0) * a.score_stride;
-  for (int i = threadIdx.x; i < UMAX * D; i += blockDim.x) {
-    const int u = i / D, j = i % D;
-    q_s[i] =
-        u < k.nu ? a.q_tip[(static_cast<std::int64_t>(k.b) * k.units + k.unit0 + u) * D + j] : 0.0f;
-  }
-  for (int i = threadIdx.x; i < UMAX * topk_hist_bins; i += blockDim.x) hist_s[i] = 0;
-  __syncthreads();
-  return k;
-}
-
-// Stores token t's scores (forced tokens as +inf) where `mine`, and counts them in the
-// histograms; every lane of the warp calls it.
-template <int UMAX>
-__device__ __forceinline__ void tip_emit(const tip_args& a, const tip_block& k, unsigned* hist_s,
-                                         std::int64_t t, bool mine, float (&acc)[UMAX]) {
-  if (mine && a.forced.any()) {
-    const bool forced =
-        (a.forced.current && t == k.n - 1) || t < a.forced.sinks || t >= k.n - a.forced.recent;
-    if (forced)
-#pragma unroll
-      for (int u = 0; u < UMAX; ++u) acc[u] = __int_as_float(0x7f800000);  // +inf
-  }
-#pragma unroll
-  for (int u = 0; u < UMAX; ++u)
-    if (u < k.nu) {
-      if (mine) k.scores[u * a.score_stride + t] = acc[u];
-      if (k.histogram) warp_hist_add(hist_s + u * topk_hist_bins, first_digit(acc[u]), mine);
-    }
-}
-
-// Adds the block's histograms to the rows' global ones; every thread calls it.
-__device__ __forceinline__ void tip_end(const tip_args& a, const tip_block& k,
-                                        const unsigned* hist_s) {
-  if (!k.histogram) return;
-  __syncthreads();
-  unsigned* hist = a.hist + (static_cast<std::int64_t>(k.b) * k.units + k.unit0) * topk_hist_bins;
-  for (int i = threadIdx.x; i < k.nu * topk_hist_bins; i += blockDim.x)
-    if (hist_s[i] != 0) atomicAdd(&hist[i], hist_s[i]);
-}
-
 // grid: (blocks per KV head, kv_heads, batch); each block strides over the tokens. UMAX >= units
 // per KV head.
 template <class Elem, class St, int D, int UMAX>
@@ -112,13 +50,25 @@ __global__ __launch_bounds__(tip_threads) void tip_scores(St st, const Elem* cac
   constexpr int R = tip_rows_per_thread;
   __shared__ float q_s[UMAX * D];
   __shared__ unsigned hist_s[UMAX * topk_hist_bins];
-  const tip_block blk = tip_begin<D, UMAX>(a, q_s, hist_s);
-  const int b = blk.b, h = blk.h;
-  const std::int64_t n = blk.n;
+  const int b = blockIdx.z, h = blockIdx.y;
+  const int group = a.shape.group_size();
+  const bool per_query = a.granularity == selection_granularity::query_head;
+  const int units = num_selection_units(a.shape, a.granularity);
+  const int unit0 = per_query ? h * group : h;
+  const int nu = per_query ? group : 1;
+  const std::int64_t n = a.lengths[b];
+  const bool histogram = a.budget.keep(n) < n;
+  for (int i = threadIdx.x; i < UMAX * D; i += blockDim.x) {
+    const int u = i / D, j = i % D;
+    q_s[i] = u < nu ? a.q_tip[(static_cast<std::int64_t>(b) * units + unit0 + u) * D + j] : 0.0f;
+  }
+  for (int i = threadIdx.x; i < UMAX * topk_hist_bins; i += blockDim.x) hist_s[i] = 0;
+  __syncthreads();
 
   const Elem* base = cache + b * seq_elems;
   const int fw = layout<St>::first_width(st);
   const int nv = a.width / V;
+  float* scores = a.scores + (static_cast<std::int64_t>(b) * units + unit0) * a.score_stride;
   constexpr int CH = 4;  // vectors per row loaded at once (64 bytes of bf16: a 32-dim slab)
   for (std::int64_t t0 = static_cast<std::int64_t>(blockIdx.x) * tip_threads * R; t0 < n;
        t0 += static_cast<std::int64_t>(gridDim.x) * tip_threads * R) {
@@ -159,10 +109,27 @@ __global__ __launch_bounds__(tip_threads) void tip_scores(St st, const Elem* cac
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       const std::int64_t t = t0 + r * tip_threads + threadIdx.x;
-      tip_emit<UMAX>(a, blk, hist_s, t, t < n, acc[r]);
+      const bool mine = t < n;
+      if (mine && a.forced.any()) {
+        const bool forced =
+            (a.forced.current && t == n - 1) || t < a.forced.sinks || t >= n - a.forced.recent;
+        if (forced)
+#pragma unroll
+          for (int u = 0; u < UMAX; ++u) acc[r][u] = __int_as_float(0x7f800000);  // +inf
+      }
+#pragma unroll
+      for (int u = 0; u < UMAX; ++u)
+        if (u < nu) {
+          if (mine) scores[u * a.score_stride + t] = acc[r][u];
+          if (histogram) warp_hist_add(hist_s + u * topk_hist_bins, first_digit(acc[r][u]), mine);
+        }
     }
   }
-  tip_end(a, blk, hist_s);
+  if (!histogram) return;
+  __syncthreads();
+  unsigned* hist = a.hist + (static_cast<std::int64_t>(b) * units + unit0) * topk_hist_bins;
+  for (int i = threadIdx.x; i < nu * topk_hist_bins; i += blockDim.x)
+    if (hist_s[i] != 0) atomicAdd(&hist[i], hist_s[i]);
 }
 
 // The same scores with LPR lanes per row (LPR = width / vector width, a power of two): lane c of
@@ -180,14 +147,26 @@ __global__ __launch_bounds__(tip_threads) void tip_scores_lanes(St st, const Ele
   static_assert(32 % LPR == 0, "a row's lanes must sit in one warp");
   __shared__ float q_s[UMAX * D];
   __shared__ unsigned hist_s[UMAX * topk_hist_bins];
-  const tip_block blk = tip_begin<D, UMAX>(a, q_s, hist_s);
-  const int b = blk.b, h = blk.h;
-  const std::int64_t n = blk.n;
+  const int b = blockIdx.z, h = blockIdx.y;
+  const int group = a.shape.group_size();
+  const bool per_query = a.granularity == selection_granularity::query_head;
+  const int units = num_selection_units(a.shape, a.granularity);
+  const int unit0 = per_query ? h * group : h;
+  const int nu = per_query ? group : 1;
+  const std::int64_t n = a.lengths[b];
+  const bool histogram = a.budget.keep(n) < n;
+  for (int i = threadIdx.x; i < UMAX * D; i += blockDim.x) {
+    const int u = i / D, j = i % D;
+    q_s[i] = u < nu ? a.q_tip[(static_cast<std::int64_t>(b) * units + unit0 + u) * D + j] : 0.0f;
+  }
+  for (int i = threadIdx.x; i < UMAX * topk_hist_bins; i += blockDim.x) hist_s[i] = 0;
+  __syncthreads();
 
   const Elem* base = cache + b * seq_elems;
   const int fw = layout<St>::first_width(st);
   const int c = threadIdx.x % LPR, col = c * V;
   const int r_in = threadIdx.x / LPR;
+  float* scores = a.scores + (static_cast<std::int64_t>(b) * units + unit0) * a.score_stride;
   float qc[UMAX][V];
 #pragma unroll
   for (int u = 0; u < UMAX; ++u)
@@ -218,10 +197,27 @@ __global__ __launch_bounds__(tip_threads) void tip_scores_lanes(St st, const Ele
         for (int off = LPR / 2; off > 0; off /= 2)
           acc[u] += __shfl_xor_sync(0xffffffffu, acc[u], off);
       }
-      tip_emit<UMAX>(a, blk, hist_s, t, c == 0 && t < n, acc);  // one lane of the row writes
+      const bool mine = c == 0 && t < n;  // one lane of the row writes
+      if (mine && a.forced.any()) {
+        const bool forced =
+            (a.forced.current && t == n - 1) || t < a.forced.sinks || t >= n - a.forced.recent;
+        if (forced)
+#pragma unroll
+          for (int u = 0; u < UMAX; ++u) acc[u] = __int_as_float(0x7f800000);  // +inf
+      }
+#pragma unroll
+      for (int u = 0; u < UMAX; ++u)
+        if (u < nu) {
+          if (mine) scores[u * a.score_stride + t] = acc[u];
+          if (histogram) warp_hist_add(hist_s + u * topk_hist_bins, first_digit(acc[u]), mine);
+        }
     }
   }
-  tip_end(a, blk, hist_s);
+  if (!histogram) return;
+  __syncthreads();
+  unsigned* hist = a.hist + (static_cast<std::int64_t>(b) * units + unit0) * topk_hist_bins;
+  for (int i = threadIdx.x; i < nu * topk_hist_bins; i += blockDim.x)
+    if (hist_s[i] != 0) atomicAdd(&hist[i], hist_s[i]);
 }
 
 }  // namespace fasa::cuda::kernels
