@@ -42,6 +42,8 @@ step "machine"
   python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
   # the tensor-core path must show HMMA instructions in the machine code
   echo "HMMA instructions in fasa-bench: $(cuobjdump --dump-sass "$bin/fasa-bench" | grep -c HMMA)"
+  nvidia-smi --query-gpu=clocks.applications.graphics,clocks.default_applications.graphics,power.limit,power.default_limit \
+    --format=csv
 } 2>&1 | tee "$out/machine.txt"
 
 if [ "$mode" != bench ] && [ "$mode" != profile ]; then
@@ -88,8 +90,20 @@ rm -rf "$dump"
 cmd=("$bin/fasa-bench" --backend cuda --heads 32 --kv-heads 8 --head-dim 128 --n-tip 16
      --granularity kv_head,query_head "${args[@]}" --reps "$reps" --csv "$out/bench.csv" --dump-dir "$dump")
 echo "+ ${cmd[*]}" | tee "$out/bench.txt"
-"${cmd[@]}" 2>&1 | tee -a "$out/bench.txt"
-[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+# The SM clock and throttle reasons while the GPU is busy (TIP and top-k are compute-bound,
+# so their times follow the clock; dense decode follows the memory).
+clocks() {
+  nvidia-smi --query-gpu=clocks.sm,clocks.max.sm,clocks.mem,power.draw,power.limit,temperature.gpu,clocks_throttle_reasons.active \
+    --format=csv,noheader | sed "s/^/# clocks ($1): /"
+}
+("${cmd[@]}" 2>&1 | tee -a "$out/bench.txt") &
+bench_pid=$!
+while kill -0 "$bench_pid" 2>/dev/null; do
+  sleep 4
+  clocks "$((SECONDS)) s" >>"$out/bench.txt"
+done
+wait "$bench_pid" || status=1
+grep "^# clocks" "$out/bench.txt" | tail -n 4
 
 step "PyTorch peers on the same tensors"
 pcmd=(python3 benchmarks/cuda/peers.py --dump "$dump" --csv "$out/peers.csv"

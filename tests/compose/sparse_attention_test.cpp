@@ -321,6 +321,26 @@ TEST_CASE("compose: per-query-head plans widen the KV head's slab to the group's
   CHECK(apart.slab_width() == 16);
 }
 
+TEST_CASE("compose: slab_multiple rounds the slab to whole vectors and keeps the layout exact") {
+  const attention_shape shape{4, 2, 64, 40};
+  const sequence seq(shape, rope::interleaved(64, 1e4), 37, 5u);
+  const auto fcs = random_fc_sets(2, 32, 3, 6u);  // 3 FCs: a 6-dim slab
+  const dominant_plan tight(seq.pe, shape, selection_granularity::kv_head, fcs);
+  const dominant_plan padded(seq.pe, shape, selection_granularity::kv_head, fcs, 8);
+  CHECK(tight.slab_width() == 6);
+  CHECK(padded.slab_width() == 8);
+  CHECK(dominant_plan(seq.pe, shape, selection_granularity::kv_head, fcs, 100).slab_width() == 64);
+  // The padded layout is a valid split_dominant and selects and attends exactly as the tight one.
+  auto a = make_fasa_c<ref>(tight, seq.pe, token_budget::tokens(9));
+  auto b = make_fasa_c<ref>(padded, seq.pe, token_budget::tokens(9));
+  const auto out_a = run_last(a, seq);
+  const auto out_b = run_last(b, seq);
+  CHECK(a.last_selection().tokens == b.last_selection().tokens);
+  test::check_close(out_b, out_a, test::fp32_tol, "padded vs tight slab");
+  CHECK_THROWS_WITH_AS(dominant_plan(seq.pe, shape, selection_granularity::kv_head, fcs, 0),
+                       doctest::Contains("slab_multiple must be >= 1, got 0"), error);
+}
+
 TEST_CASE("compose: bad input gets an error naming the problem") {
   const attention_shape shape{8, 2, 64, 16};
   const rope pe = rope::interleaved(64, 1e4);

@@ -121,7 +121,8 @@ __global__ __launch_bounds__(tip_threads) void tip_scores(St st, const Elem* cac
       for (int u = 0; u < UMAX; ++u)
         if (u < nu) {
           if (mine) scores[u * a.score_stride + t] = acc[r][u];
-          if (histogram) warp_hist_add(hist_s + u * topk_hist_bins, first_digit(acc[r][u]), mine);
+          if (histogram && mine)
+            atomicAdd(&hist_s[u * topk_hist_bins + first_digit(acc[r][u])], 1u);
         }
     }
   }
@@ -209,7 +210,7 @@ __global__ __launch_bounds__(tip_threads) void tip_scores_lanes(St st, const Ele
       for (int u = 0; u < UMAX; ++u)
         if (u < nu) {
           if (mine) scores[u * a.score_stride + t] = acc[u];
-          if (histogram) warp_hist_add(hist_s + u * topk_hist_bins, first_digit(acc[u]), mine);
+          if (histogram && mine) atomicAdd(&hist_s[u * topk_hist_bins + first_digit(acc[u])], 1u);
         }
     }
   }

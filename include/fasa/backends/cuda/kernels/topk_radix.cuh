@@ -96,18 +96,6 @@ __device__ __forceinline__ unsigned warp_append(unsigned* counter, bool pred) {
   return base + static_cast<unsigned>(__popc(mask & ((1u << lane) - 1u)));
 }
 
-// Adds one to bin `bin` of a shared-memory histogram for every calling lane, one atomic per
-// distinct bin in the warp: scores crowd into a few bins of their top bits, and per-lane
-// atomics on the same shared word serialise. Every lane of the warp must call it; lanes with
-// !active add nothing.
-__device__ __forceinline__ void warp_hist_add(unsigned* hist, unsigned bin, bool active) {
-  const unsigned voters = __ballot_sync(0xffffffffu, active);
-  if (!active) return;
-  const unsigned same = __match_any_sync(voters, bin);
-  if ((threadIdx.x & 31u) == static_cast<unsigned>(__ffs(same) - 1))
-    atomicAdd(&hist[bin], static_cast<unsigned>(__popc(same)));
-}
-
 inline constexpr int topk_filter_threads = 256;
 
 // grid: (blocks per row, rows).
