@@ -38,6 +38,7 @@ step "machine"
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm,clocks.mem \
     --format=csv
+  echo "binaries: $bin, built from $(cat "$bin/BUILD" 2>/dev/null || echo 'this tree (CMake build here)')"
   nvcc --version | tail -n 2
   python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)'
   # the tensor-core path must show HMMA instructions in the machine code

@@ -15,6 +15,8 @@ build="${1:-build/device-stage}"
 cmake --build "$build" --target fasa_gpu_tests fasa-bench -j "$(nproc)"
 mkdir -p .device/bin .device/prefix/include .device/prefix/share/cmake
 cp "$build/tests/fasa_gpu_tests" "$build/tools/fasa-bench" .device/bin/
+# what the binaries were built from, printed by run.sh with every result
+git describe --always --dirty >.device/bin/BUILD
 json_cmake="$(dirname "$(find /usr/share/cmake /usr/lib/cmake /usr/local -name nlohmann_jsonConfig.cmake 2>/dev/null | head -n 1)")"
 cp -r "$(dirname "$(find /usr/include /usr/local/include -path '*nlohmann/json.hpp' | head -n 1)")" .device/prefix/include/
 rm -rf .device/prefix/share/cmake/nlohmann_json
