@@ -6,7 +6,8 @@
 # calibrations, then each fasa-eval protocol and one fasa-ablate sweep. Writes CSV/JSON/SVG under
 # benchmarks/results/eval/ (and the calibration files under build/eval-calibration/). About an
 # hour on a 2-core machine. Usage: bash benchmarks/eval/smollm2.sh [step ...]
-# with steps from: calibrate ppl retrieval agreement ablate fidelity longbench (default: all).
+# with steps from: calibrate ppl retrieval agreement ablate fidelity longbench (default: all),
+# and calibrate8k ppl8k retrieval8k (the paper-length calibration, run on request).
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
@@ -62,6 +63,28 @@ longbench() {
   run "$bin/fasa-eval" longbench --file "$data/longbench/multi_news.jsonl" --samples 3 \
     --selector dense,fasa --budget 256 --calibration "$cals" \
     --csv "$out/longbench.csv" --json "$out/longbench.json"
+}
+
+# The paper's perplexity script calibrates on one 8192 + 256 chunk: the same length here
+# (7,936 + 256 of the essays), then perplexity and a 3-trial needle run with it. Not in the
+# default steps (about 40 minutes on 2 cores); run: bash benchmarks/eval/smollm2.sh calibrate8k ppl8k retrieval8k
+cals8k="$cal/essays8k-rotation_pairs.query_head.json,$cal/essays8k-rotation_pairs.kv_head.json"
+calibrate8k() {
+  run "$bin/fasa-calibrate" --text "$data/haystack/PaulGrahamEssays.json" --prefill 7936 \
+    --steps 256 --granularity both --mapping rotation_pairs --k 256,512,1024,2048 --select-k 1024 \
+    --out "$cal/essays8k-rotation_pairs.json" \
+    --stats-json "$out/calibration-essays8k-rotation_pairs.json" --quiet
+}
+ppl8k() {
+  run "$bin/fasa-eval" ppl --windows 3 --prefill 7000 --decode 1000 --budget 0.1 \
+    --selector dense,oracle,fasa --calibration "$cals8k" \
+    --csv "$out/ppl-essays8k.csv" --json "$out/ppl-essays8k.json"
+}
+retrieval8k() {
+  run "$bin/fasa-eval" retrieval --task needle --lengths 1024,2048,4096,7680 \
+    --depths 0,0.25,0.5,0.75,1 --trials 3 --selector dense,fasa --budget 256 \
+    --calibration "$cals8k" --csv "$out/retrieval-essays8k.csv" \
+    --json "$out/retrieval-essays8k.json" --plot-dir "$out/plots"
 }
 
 for s in "${steps[@]}"; do "$s" || echo "step $s failed" | tee -a "$out/commands.log"; done
