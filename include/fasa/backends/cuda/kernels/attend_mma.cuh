@@ -6,8 +6,9 @@
 // and FAC under kv_head granularity): the same contract as attend_split (attend_split.cuh),
 // computed with mma.sync m16n8k16 (bf16 or fp16 in, fp32 accumulate). Decode has at most a
 // GQA group of queries, so the 16-row M side holds the group's heads (rows past the group are
-// zero); what the tensor cores buy is not FLOPs but instructions: a 16-token step is ~40 warp
-// instructions instead of ~1800 on the CUDA cores, which leaves the kernel bound by memory.
+// zero); what the tensor cores buy is not FLOPs but instructions: by our count a 16-token step
+// is ~40 warp instructions per warp instead of ~900-1800 per block on the CUDA cores
+// (benchmarks/cuda/NOTES.md v3/v4), which leaves the kernel bound by memory.
 //
 // Per block: 4 warps, tiles of 64 tokens streamed through a 3-stage cp.async pipeline into
 // shared memory whose 16-byte chunks are XOR-swizzled by row (ldmatrix reads 8 rows of one
