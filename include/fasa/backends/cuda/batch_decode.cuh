@@ -8,13 +8,14 @@
 // split_dominant). The selector's and the storage's math are the core policies themselves,
 // passed into the kernels by value with their tables copied to the device.
 //
-// One decode step (decode()):
-//   1. prepare_queries: attention queries in storage order; each unit's scoring query;
-//   2. tip_scores (selectors other than dense): a score per cached token and unit (FASA Eq. 6);
-//   3. topk_filter + topk_finish: the unit's keep(n) best tokens (FASA Eq. 7);
-//   4. attend_split_mma (units of several query heads: tensor cores) or attend_split (one query
-//      head per unit), then merge_splits: exact attention over the kept rows, gathered from the
-//      cache, split over the token range (FASA Eq. 8); dense runs step 4 alone over every token.
+// One decode step (decode()), four kernels at most:
+//   1. tip_scores (selectors other than dense): a score per cached token and unit (FASA Eq. 6),
+//      from scoring queries each block builds itself, and the top-k's first radix digit;
+//   2. topk_filter + topk_finish: the unit's keep(n) best tokens (FASA Eq. 7);
+//   3. attend_split_mma (units of several query heads: tensor cores) or attend_split (one query
+//      head per unit): exact attention over the kept rows, gathered from the cache, split over
+//      the token range, the last split block of a unit merging the splits (FASA Eq. 8); dense
+//      runs step 3 alone over every token.
 // Every step is a kernel launch on the given stream with no host synchronisation, so a step can
 // be captured in a CUDA graph (see benchmarks/cuda/).
 
@@ -54,7 +55,8 @@ inline selector::fasa_tip device_copy(const selector::fasa_tip& s,
   return d;
 }
 
-// Optional events recorded between the stages of decode(), for benchmarks.
+// Optional events recorded between the stages of decode(), for benchmarks. `prepared` follows
+// `start` at once: the query preparation of earlier versions is folded into the kernels.
 struct stage_events {
   cudaEvent_t start = nullptr, prepared = nullptr, scored = nullptr, filtered = nullptr,
               selected = nullptr, done = nullptr;
@@ -105,18 +107,21 @@ class batch_decoder {
     lengths_dev_.resize(static_cast<std::size_t>(batch));
     const auto d = static_cast<std::size_t>(shape.head_dim);
     const auto b = static_cast<std::size_t>(batch);
-    q_att_.resize(b * static_cast<std::size_t>(shape.num_q_heads) * d);
+    // Block counters of TIP ([batch, kv_heads]) and of the attention splits ([batch, units], at
+    // most num_q_heads units): zero between steps, each reset by the last block that counts.
+    done_.resize(b * static_cast<std::size_t>(shape.num_kv_heads + shape.num_q_heads));
+    FASA_CUDA_CHECK(cudaMemset(done_.data(), 0, done_.bytes()));
     if constexpr (Sel::kind != score_kind::none) {
       units_ = num_selection_units(shape, sel.granularity());
       const auto rows = b * static_cast<std::size_t>(units_);
       const auto cap = static_cast<std::size_t>(shape.capacity);
       kcap_ = sel.keep(shape.capacity);
-      q_tip_.resize(rows * d);
       score_stride_ = (shape.capacity + 3) / 4 * 4;  // 16-byte aligned rows
       scores_.resize(rows * static_cast<std::size_t>(score_stride_));
       cand_.resize(rows * 2 * cap);
       idx_.resize(rows * static_cast<std::size_t>(kcap_));
-      hist_.resize(rows * kernels::topk_hist_bins + rows * 2);
+      hist_.resize(rows * (kernels::topk_hist_bins + kernels::topk_count_fields));
+      FASA_CUDA_CHECK(cudaMemset(hist_.data(), 0, hist_.bytes()));  // TIP keeps it zero after
       // Which storage positions each unit scores (the selector's score_dims, or every dim).
       std::vector<float> mask(static_cast<std::size_t>(units_) * d, 0.0f);
       for (int u = 0; u < units_; ++u) {
@@ -167,8 +172,8 @@ class batch_decoder {
   // Storage positions TIP streams per key row (the slab width for FASA-C).
   int score_width() const { return score_width_; }
   std::size_t device_bytes() const {
-    return cache_.bytes() + q_att_.bytes() + q_tip_.bytes() + scores_.bytes() + cand_.bytes() +
-           idx_.bytes() + part_o_.bytes() + part_lse_.bytes() + hist_.bytes() + score_mask_.bytes();
+    return cache_.bytes() + scores_.bytes() + cand_.bytes() + idx_.bytes() + part_o_.bytes() +
+           part_lse_.bytes() + hist_.bytes() + done_.bytes() + score_mask_.bytes();
   }
 
   // Writes count tokens of sequence b at positions t0 .. t0+count-1 (host fp32, keys rotated).
@@ -231,23 +236,19 @@ class batch_decoder {
     FASA_CHECK(max_len_ > 0, "batch_decoder::decode: set_lengths first");
     const int d = shape_.head_dim;
     if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->start, stream));
-    const int prep_blocks = std::max(shape_.num_q_heads, units_);
-    kernels::
-        prepare_queries<<<dim3(static_cast<unsigned>(prep_blocks), static_cast<unsigned>(batch_)),
-                          static_cast<unsigned>(d), 0, stream>>>(
-            st_dev_, shape_, sel_.granularity(), score_mask_.data(), q, q_att_.data(),
-            q_tip_.data(),
-            static_cast<float>(1.4426950408889634 / std::sqrt(static_cast<double>(d))));
-    FASA_CUDA_CHECK_LAUNCH("prepare_queries");
+    // The queries go straight to TIP and attention, which permute and scale them themselves.
     if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->prepared, stream));
     kernels::attend_args a{};
     a.shape = shape_;
-    a.q_att = q_att_.data();
+    a.q = q;
+    a.q_scale = static_cast<float>(1.4426950408889634 / std::sqrt(static_cast<double>(d)));
     a.lengths = lengths_dev_.data();
     a.chunk = chunk_;
     a.max_splits = max_splits_;
     a.part_o = part_o_.data();
     a.part_lse = part_lse_.data();
+    a.split_done = done_.data() + batch_ * shape_.num_kv_heads;
+    a.out = out;
     if constexpr (Sel::kind == score_kind::none) {
       a.gather = false;
       a.budget = token_budget::all();
@@ -260,7 +261,8 @@ class batch_decoder {
       kernels::tip_args t{};
       t.shape = shape_;
       t.granularity = g;
-      t.q_tip = q_tip_.data();
+      t.q = q;
+      t.score_mask = score_mask_.data();
       t.width = score_width_;
       t.lengths = lengths_dev_.data();
       t.forced = sel_.forced();
@@ -269,7 +271,8 @@ class batch_decoder {
       t.budget = budget_of(sel_);
       t.hist = hist_.data();
       const std::size_t rows = static_cast<std::size_t>(batch_) * static_cast<std::size_t>(units_);
-      FASA_CUDA_CHECK(cudaMemsetAsync(hist_.data(), 0, hist_.bytes(), stream));
+      t.counts = hist_.data() + rows * kernels::topk_hist_bins;
+      t.tip_done = done_.data();
       // Lanes per row when the scored width is 4, 8 or 16 vectors of 16 bytes (a 32-dim bf16
       // slab: 4; whole rows at d = 128: 16), else one thread per row.
       const int nv = score_width_ / vec;
@@ -312,8 +315,7 @@ class batch_decoder {
       k.lengths = lengths_dev_.data();
       k.units = units_;
       k.budget = budget_of(sel_);
-      k.hist = hist_.data();
-      k.counts = hist_.data() + rows * kernels::topk_hist_bins;
+      k.counts = t.counts;
       k.out = idx_.data();
       k.out_stride = kcap_;
       k.cand = cand_.data();
@@ -337,46 +339,13 @@ class batch_decoder {
       a.unit_is_query_head = g == selection_granularity::query_head;
     }
     const int units = a.unit_is_query_head ? shape_.num_q_heads : shape_.num_kv_heads;
-    const int per_unit = a.unit_is_query_head ? 1 : shape_.group_size();
     const dim3 grid(static_cast<unsigned>(max_splits_), static_cast<unsigned>(units),
                     static_cast<unsigned>(batch_));
-    if (per_unit >= 2 && sizeof(Elem) == 2) {
-      // several query heads share each row: tensor cores (attend_mma.cuh)
-      with_head_dim([&](auto dim) {
-        constexpr int D = decltype(dim)::value;
-        constexpr int smem = kernels::mma_smem_bytes<Elem, D>();
-        const auto kernel = kernels::attend_split_mma<Elem, St, D>;
-        static const bool configured = [&] {  // once per instantiation: > 48 KB of shared memory
-          FASA_CUDA_CHECK(
-              cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-          return true;
-        }();
-        (void)configured;
-        kernel<<<grid, kernels::mma_threads, smem, stream>>>(st_dev_, cache_.data(), seq_elements(),
-                                                             a);
-      });
-    } else {
-      launch_by_count(per_unit, [&](auto qmax) {
-        with_head_dim([&](auto dim) {
-          constexpr int D = decltype(dim)::value, QMAX = decltype(qmax)::value;
-          constexpr int smem = kernels::attend_smem_bytes<Elem, D, QMAX>();
-          const auto kernel = kernels::attend_split<Elem, St, D, QMAX>;
-          static const bool configured = [&] {
-            FASA_CUDA_CHECK(
-                cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-            return true;
-          }();
-          (void)configured;
-          kernel<<<grid, kernels::attend_threads, smem, stream>>>(st_dev_, cache_.data(),
-                                                                  seq_elements(), a);
-        });
-      });
-    }
+    with_attention_kernel(a.unit_is_query_head, [&](auto kernel, int threads, int smem) {
+      kernel<<<grid, static_cast<unsigned>(threads), static_cast<std::size_t>(smem), stream>>>(
+          st_dev_, cache_.data(), seq_elements(), a);
+    });
     FASA_CUDA_CHECK_LAUNCH("attend_split");
-    kernels::merge_splits<<<dim3(static_cast<unsigned>(shape_.num_q_heads),
-                                 static_cast<unsigned>(batch_)),
-                            static_cast<unsigned>(d), 0, stream>>>(a, out);
-    FASA_CUDA_CHECK_LAUNCH("merge_splits");
     if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->done, stream));
   }
 
@@ -460,8 +429,47 @@ class batch_decoder {
       f(std::integral_constant<int, 128>{});
   }
 
-  // Chooses the attention split so that the grid covers the GPU a few times over: each split
-  // holds at least one pass of the block's rows, and the partial outputs are sized for it.
+  // Runs f(kernel, threads, dynamic shared memory) with the attention kernel that serves units
+  // of one query head (per_query) or of a KV head's group: tensor cores when several query heads
+  // share each row (attend_mma.cuh), else the CUDA-core kernel.
+  template <class F>
+  void with_attention_kernel(bool per_query, F&& f) const {
+    const int per_unit = per_query ? 1 : shape_.group_size();
+    if (per_unit >= 2 && sizeof(Elem) == 2) {
+      with_head_dim([&](auto dim) {
+        constexpr int D = decltype(dim)::value;
+        constexpr int smem = kernels::mma_smem_bytes<Elem, D>();
+        const auto kernel = kernels::attend_split_mma<Elem, St, D>;
+        static const bool configured = [&] {  // once per instantiation: > 48 KB of shared memory
+          FASA_CUDA_CHECK(
+              cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+          return true;
+        }();
+        (void)configured;
+        f(kernel, kernels::mma_threads, smem);
+      });
+    } else {
+      launch_by_count(per_unit, [&](auto qmax) {
+        with_head_dim([&](auto dim) {
+          constexpr int D = decltype(dim)::value, QMAX = decltype(qmax)::value;
+          constexpr int smem = kernels::attend_smem_bytes<Elem, D, QMAX>();
+          const auto kernel = kernels::attend_split<Elem, St, D, QMAX>;
+          static const bool configured = [&] {
+            FASA_CUDA_CHECK(
+                cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+            return true;
+          }();
+          (void)configured;
+          f(kernel, kernels::attend_threads, smem);
+        });
+      });
+    }
+  }
+
+  // Chooses the attention split: blocks of equal length that fill the GPU's resident block
+  // slots once (splits = slots / units, at least one), so no second wave runs a thin tail and
+  // each block streams a long stretch past its pipeline prologue; a split holds at least 64
+  // tokens. The partial outputs are sized for it.
   void plan_splits() {
     std::int64_t count = max_len_;
     bool per_query = false;
@@ -469,10 +477,14 @@ class batch_decoder {
       count = sel_.keep(max_len_);
       per_query = sel_.granularity() == selection_granularity::query_head;
     }
+    int per_sm = 0;
+    with_attention_kernel(per_query, [&](auto kernel, int threads, int smem) {
+      FASA_CUDA_CHECK(
+          cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
+    });
     const std::int64_t units = per_query ? shape_.num_q_heads : shape_.num_kv_heads;
-    const std::int64_t target_blocks = std::int64_t{sms_} * 8;
-    const std::int64_t want_splits =
-        std::max<std::int64_t>(1, (target_blocks + batch_ * units - 1) / (batch_ * units));
+    const std::int64_t slots = std::int64_t{sms_} * std::max(per_sm, 1);
+    const std::int64_t want_splits = std::max<std::int64_t>(1, slots / (batch_ * units));
     std::int64_t chunk = (count + want_splits - 1) / want_splits;
     chunk = std::max<std::int64_t>(chunk, 64);
     chunk = (chunk + 63) / 64 * 64;
@@ -499,9 +511,10 @@ class batch_decoder {
   int score_width_ = 0;
   std::int64_t score_stride_ = 0;
   int chunk_ = 0, max_splits_ = 0;
-  device_buffer<float> q_att_, q_tip_, scores_, part_o_, part_lse_;
+  device_buffer<float> scores_, part_o_, part_lse_;
   device_buffer<std::int32_t> idx_, cand_;
-  device_buffer<unsigned> hist_;     // [rows, topk_hist_bins], then [rows, 2] counters
+  device_buffer<unsigned> hist_;  // [rows, topk_hist_bins], then [rows, topk_count_fields]
+  device_buffer<unsigned> done_;  // TIP's [batch, kv_heads], then attention's [batch, units]
   device_buffer<float> score_mask_;  // [units, head_dim]
   int sms_ = 0;
 };

@@ -109,7 +109,7 @@ __global__ __launch_bounds__(mma_threads) void attend_split_mma(St st, const Ele
 
   const split_work w = split_of_block(a);  // units here are KV heads with their group
   if (w.begin >= w.end) return;
-  const int split = w.split, unit = w.unit, b = w.b, kv = w.kv, nq = w.nq, q0 = w.q0;
+  const int unit = w.unit, b = w.b, kv = w.kv, nq = w.nq, q0 = w.q0;
   const std::int64_t begin = w.begin, end = w.end;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int gq = lane / 4, tq = lane % 4;  // mma fragment coordinates
@@ -140,14 +140,15 @@ __global__ __launch_bounds__(mma_threads) void attend_split_mma(St st, const Ele
   // Q as the A operand, row gq = head gq of the unit (zero past the group), rows gq+8 zero.
   unsigned qa[D / 16][2];
   {
-    const float* qrow =
-        a.q_att +
-        (static_cast<std::int64_t>(b) * a.shape.num_q_heads + q0 + (gq < nq ? gq : 0)) * D;
+    const int h = q0 + (gq < nq ? gq : 0);
 #pragma unroll
     for (int kc = 0; kc < D / 16; ++kc) {
       const int d0 = kc * 16 + 2 * tq;
-      qa[kc][0] = gq < nq ? pack2<Elem>(qrow[d0], qrow[d0 + 1]) : 0u;
-      qa[kc][1] = gq < nq ? pack2<Elem>(qrow[d0 + 8], qrow[d0 + 9]) : 0u;
+      qa[kc][0] = gq < nq ? pack2<Elem>(query_at(st, a, b, h, kv, d0), query_at(st, a, b, h, kv, d0 + 1))
+                          : 0u;
+      qa[kc][1] = gq < nq ? pack2<Elem>(query_at(st, a, b, h, kv, d0 + 8),
+                                        query_at(st, a, b, h, kv, d0 + 9))
+                          : 0u;
     }
   }
   float o[D / 8][4];
@@ -227,7 +228,7 @@ __global__ __launch_bounds__(mma_threads) void attend_split_mma(St st, const Ele
     }
   }
   __syncthreads();
-  write_split_output<D>(sm_m, sm_l, sm_o, 4, 8, nq, a, b, q0, split);
+  write_split_output<D>(sm_m, sm_l, sm_o, 4, 8, nq, a, w);
 }
 
 }  // namespace fasa::cuda::kernels

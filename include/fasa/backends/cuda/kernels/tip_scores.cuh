@@ -8,13 +8,16 @@
 // alone; for the oracle or a contiguous cache, whole rows) in 16-byte vectors, and scores each row
 // for every unit that reads this KV head: one unit under kv_head granularity (the group's summed
 // query), the group's query heads under query_head granularity, so a row is read once for the whole
-// group either way. The unit's scoring query (prepared by prepare_queries) holds zeros outside its
-// dominant dims, which keeps the math that of selector::fasa_tip::score: raw post-RoPE dot
+// group either way. Each block builds the units' scoring queries from the step's queries: the sum
+// of the unit's query heads, permuted into the KV head's storage order and zeroed outside the dims
+// its selector scores, which keeps the math that of selector::fasa_tip::score: raw post-RoPE dot
 // products, no scaling.
 //
 // Forced tokens (off by default, as in the paper) score +inf so the top-k keeps them first.
 // The block also histograms the top bits of its scores (shared memory, then one global add per
-// bin): the first pass of the radix top-k, fused here so the scores are read once after.
+// bin): the first pass of the radix top-k, fused here so the scores are read once after. The
+// last block of a KV head to finish finds, per unit, the bin that holds the k-th best score,
+// writes it for topk_filter and topk_finish, and clears the histogram for the next step.
 
 #include <cstdint>
 
@@ -31,15 +34,104 @@ inline constexpr int tip_rows_per_thread = 2;  // rows loaded together: more byt
 struct tip_args {
   attention_shape shape;
   selection_granularity granularity;
-  const float* q_tip;  // [batch, units, head_dim]: storage order, zero off the scored dims
-  int width;           // storage positions scored (a multiple of the vector width)
-  const int* lengths;  // [batch]
+  const float* q;           // [batch, num_q_heads, head_dim]: the step's post-RoPE queries
+  const float* score_mask;  // [units, head_dim], storage order: 1 where the unit scores the dim
+  int width;                // storage positions scored (a multiple of the vector width)
+  const int* lengths;       // [batch]
   forced_tokens forced;
   token_budget budget = token_budget::all();  // rows that keep everything need no histogram
   float* scores;                              // [batch, units, score_stride]
   std::int64_t score_stride;
-  unsigned* hist;  // [batch, units, topk_hist_bins], zeroed: the top-k's first digit
+  unsigned* hist;      // [batch, units, topk_hist_bins], zero between steps
+  unsigned* counts;    // [batch, units, topk_count_fields] (topk_radix.cuh)
+  unsigned* tip_done;  // [batch, kv_heads]: blocks finished; zero between steps
 };
+
+// The units of KV head h that one TIP block scores.
+struct tip_units {
+  int units;  // selection units per sequence
+  int unit0;  // the first of them
+  int nu;     // how many (the group under query_head, one under kv_head)
+};
+
+__device__ __forceinline__ tip_units tip_units_of(const tip_args& a, int h) {
+  const bool per_query = a.granularity == selection_granularity::query_head;
+  const int group = a.shape.group_size();
+  return {num_selection_units(a.shape, a.granularity), per_query ? h * group : h,
+          per_query ? group : 1};
+}
+
+// Fills q_s[u * D + j] with unit u's scoring query at storage position j (zero for u >= nu)
+// and zeroes the block's histogram; ends with a barrier. Every thread calls it.
+template <class St, int D, int UMAX>
+__device__ void tip_setup(const St& st, const tip_args& a, int b, int h, const tip_units& tu,
+                          float* q_s, unsigned* hist_s) {
+  const bool per_query = a.granularity == selection_granularity::query_head;
+  const int group = a.shape.group_size();
+  const float* qb = a.q + static_cast<std::int64_t>(b) * a.shape.num_q_heads * D;
+  for (int i = threadIdx.x; i < UMAX * D; i += blockDim.x) {
+    const int u = i / D, j = i % D;
+    float v = 0.0f;
+    if (u < tu.nu) {
+      const int unit = tu.unit0 + u;
+      const int first_q = per_query ? unit : unit * group;
+      const int dim = layout<St>::dim_at(st, h, j);
+      for (int k = 0; k < (per_query ? 1 : group); ++k) v += qb[(first_q + k) * D + dim];
+      v *= a.score_mask[unit * D + j];
+    }
+    q_s[i] = v;
+  }
+  for (int i = threadIdx.x; i < UMAX * topk_hist_bins; i += blockDim.x) hist_s[i] = 0;
+  __syncthreads();
+}
+
+// Writes token t's score for unit u (+inf when forced) and counts it in the block's histogram.
+__device__ __forceinline__ void tip_emit(const tip_args& a, float* scores, unsigned* hist_s,
+                                         bool histogram, std::int64_t n, std::int64_t t, int u,
+                                         float score) {
+  if (a.forced.any() &&
+      ((a.forced.current && t == n - 1) || t < a.forced.sinks || t >= n - a.forced.recent))
+    score = __int_as_float(0x7f800000);  // +inf
+  scores[u * a.score_stride + t] = score;
+  if (histogram) atomicAdd(&hist_s[u * topk_hist_bins + first_digit(score)], 1u);
+}
+
+// After the block's rows: adds its histogram to the units' global ones; the KV head's last
+// block then finds each unit's bin of the k-th best (topk_counts), clears the histograms and
+// resets the block counter. Every thread calls it.
+__device__ void tip_finish(const tip_args& a, int b, int h, const tip_units& tu, std::int64_t n,
+                           const unsigned* hist_s) {
+  __syncthreads();
+  const std::int64_t row0 = static_cast<std::int64_t>(b) * tu.units + tu.unit0;
+  unsigned* hist = a.hist + row0 * topk_hist_bins;
+  for (int i = threadIdx.x; i < tu.nu * topk_hist_bins; i += blockDim.x)
+    if (hist_s[i] != 0) atomicAdd(&hist[i], hist_s[i]);
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  unsigned* done = a.tip_done + static_cast<std::int64_t>(b) * a.shape.num_kv_heads + h;
+  if (threadIdx.x == 0) last = atomicAdd(done, 1u) + 1u == gridDim.x;
+  __syncthreads();
+  if (!last) return;
+  __threadfence();
+  const std::int64_t k = a.budget.keep(n);
+  for (int u = 0; u < tu.nu; ++u) {
+    unsigned* hu = hist + u * topk_hist_bins;
+    unsigned bin = 0, above = 0;
+    find_bin<tip_threads>(
+        topk_hist_bins, [&](unsigned i) { return __ldcg(hu + i); }, k, bin, above);
+    unsigned* c = a.counts + (row0 + u) * topk_count_fields;
+    if (threadIdx.x == 0) {
+      c[topk_written] = 0;
+      c[topk_candidates] = 0;
+      c[topk_bin] = bin;
+      c[topk_above] = above;
+    }
+  }
+  __syncthreads();  // every thread has read the histograms
+  for (int i = threadIdx.x; i < tu.nu * topk_hist_bins; i += blockDim.x) hist[i] = 0;
+  if (threadIdx.x == 0) *done = 0u;
+}
 
 // grid: (blocks per KV head, kv_heads, batch); each block strides over the tokens. UMAX >= units
 // per KV head.
@@ -51,24 +143,15 @@ __global__ __launch_bounds__(tip_threads) void tip_scores(St st, const Elem* cac
   __shared__ float q_s[UMAX * D];
   __shared__ unsigned hist_s[UMAX * topk_hist_bins];
   const int b = blockIdx.z, h = blockIdx.y;
-  const int group = a.shape.group_size();
-  const bool per_query = a.granularity == selection_granularity::query_head;
-  const int units = num_selection_units(a.shape, a.granularity);
-  const int unit0 = per_query ? h * group : h;
-  const int nu = per_query ? group : 1;
+  const tip_units tu = tip_units_of(a, h);
   const std::int64_t n = a.lengths[b];
   const bool histogram = a.budget.keep(n) < n;
-  for (int i = threadIdx.x; i < UMAX * D; i += blockDim.x) {
-    const int u = i / D, j = i % D;
-    q_s[i] = u < nu ? a.q_tip[(static_cast<std::int64_t>(b) * units + unit0 + u) * D + j] : 0.0f;
-  }
-  for (int i = threadIdx.x; i < UMAX * topk_hist_bins; i += blockDim.x) hist_s[i] = 0;
-  __syncthreads();
+  tip_setup<St, D, UMAX>(st, a, b, h, tu, q_s, hist_s);
 
   const Elem* base = cache + b * seq_elems;
   const int fw = layout<St>::first_width(st);
   const int nv = a.width / V;
-  float* scores = a.scores + (static_cast<std::int64_t>(b) * units + unit0) * a.score_stride;
+  float* scores = a.scores + (static_cast<std::int64_t>(b) * tu.units + tu.unit0) * a.score_stride;
   constexpr int CH = 4;  // vectors per row loaded at once (64 bytes of bf16: a 32-dim slab)
   for (std::int64_t t0 = static_cast<std::int64_t>(blockIdx.x) * tip_threads * R; t0 < n;
        t0 += static_cast<std::int64_t>(gridDim.x) * tip_threads * R) {
@@ -109,35 +192,22 @@ __global__ __launch_bounds__(tip_threads) void tip_scores(St st, const Elem* cac
 #pragma unroll
     for (int r = 0; r < R; ++r) {
       const std::int64_t t = t0 + r * tip_threads + threadIdx.x;
-      const bool mine = t < n;
-      if (mine && a.forced.any()) {
-        const bool forced =
-            (a.forced.current && t == n - 1) || t < a.forced.sinks || t >= n - a.forced.recent;
-        if (forced)
-#pragma unroll
-          for (int u = 0; u < UMAX; ++u) acc[r][u] = __int_as_float(0x7f800000);  // +inf
-      }
+      if (t >= n) continue;
 #pragma unroll
       for (int u = 0; u < UMAX; ++u)
-        if (u < nu) {
-          if (mine) scores[u * a.score_stride + t] = acc[r][u];
-          if (histogram && mine)
-            atomicAdd(&hist_s[u * topk_hist_bins + first_digit(acc[r][u])], 1u);
-        }
+        if (u < tu.nu) tip_emit(a, scores, hist_s, histogram, n, t, u, acc[r][u]);
     }
   }
-  if (!histogram) return;
-  __syncthreads();
-  unsigned* hist = a.hist + (static_cast<std::int64_t>(b) * units + unit0) * topk_hist_bins;
-  for (int i = threadIdx.x; i < nu * topk_hist_bins; i += blockDim.x)
-    if (hist_s[i] != 0) atomicAdd(&hist[i], hist_s[i]);
+  if (histogram) tip_finish(a, b, h, tu, n, hist_s);
 }
 
 // The same scores with LPR lanes per row (LPR = width / vector width, a power of two): lane c of
 // a row loads the row's 16-byte chunk c, so a warp reads 32 / LPR consecutive rows as one
 // contiguous, fully coalesced stretch, and the lanes sum their partial dot products with
-// shuffles. Each thread takes RPT rows per pass to keep RPT loads in flight. grid and block as
-// tip_scores.
+// shuffles. Each thread takes RPT rows per pass to keep RPT loads in flight; after the
+// reduction every lane of a row holds all RPT sums, and lane i writes row i's (RPT <= LPR), so
+// the score stores and histogram adds are spread over the lanes instead of all on lane 0.
+// grid and block as tip_scores.
 template <class Elem, class St, int D, int UMAX, int LPR>
 __global__ __launch_bounds__(tip_threads) void tip_scores_lanes(St st, const Elem* cache,
                                                                 std::int64_t seq_elems,
@@ -146,28 +216,20 @@ __global__ __launch_bounds__(tip_threads) void tip_scores_lanes(St st, const Ele
   constexpr int RPT = 4;
   constexpr int ROWS = tip_threads / LPR;  // rows per load pass of the block
   static_assert(32 % LPR == 0, "a row's lanes must sit in one warp");
+  static_assert(RPT <= LPR, "each of a pass's rows needs a lane to write it");
   __shared__ float q_s[UMAX * D];
   __shared__ unsigned hist_s[UMAX * topk_hist_bins];
   const int b = blockIdx.z, h = blockIdx.y;
-  const int group = a.shape.group_size();
-  const bool per_query = a.granularity == selection_granularity::query_head;
-  const int units = num_selection_units(a.shape, a.granularity);
-  const int unit0 = per_query ? h * group : h;
-  const int nu = per_query ? group : 1;
+  const tip_units tu = tip_units_of(a, h);
   const std::int64_t n = a.lengths[b];
   const bool histogram = a.budget.keep(n) < n;
-  for (int i = threadIdx.x; i < UMAX * D; i += blockDim.x) {
-    const int u = i / D, j = i % D;
-    q_s[i] = u < nu ? a.q_tip[(static_cast<std::int64_t>(b) * units + unit0 + u) * D + j] : 0.0f;
-  }
-  for (int i = threadIdx.x; i < UMAX * topk_hist_bins; i += blockDim.x) hist_s[i] = 0;
-  __syncthreads();
+  tip_setup<St, D, UMAX>(st, a, b, h, tu, q_s, hist_s);
 
   const Elem* base = cache + b * seq_elems;
   const int fw = layout<St>::first_width(st);
   const int c = threadIdx.x % LPR, col = c * V;
   const int r_in = threadIdx.x / LPR;
-  float* scores = a.scores + (static_cast<std::int64_t>(b) * units + unit0) * a.score_stride;
+  float* scores = a.scores + (static_cast<std::int64_t>(b) * tu.units + tu.unit0) * a.score_stride;
   float qc[UMAX][V];
 #pragma unroll
   for (int u = 0; u < UMAX; ++u)
@@ -183,42 +245,31 @@ __global__ __launch_bounds__(tip_threads) void tip_scores_lanes(St st, const Ele
         raw[i] = load_raw(col < fw ? base + layout<St>::first_row(st, h, t) + col
                                    : base + layout<St>::second_row(st, h, t) + (col - fw));
     }
+    float acc[RPT][UMAX];
+#pragma unroll
+    for (int i = 0; i < RPT; ++i) {
+      float k[V];
+      to_floats<Elem>(raw[i], k);
+#pragma unroll
+      for (int u = 0; u < UMAX; ++u) {
+        acc[i][u] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < V; ++e) acc[i][u] = fmaf(qc[u][e], k[e], acc[i][u]);
+#pragma unroll
+        for (int off = LPR / 2; off > 0; off /= 2)
+          acc[i][u] += __shfl_xor_sync(0xffffffffu, acc[i][u], off);
+      }
+    }
 #pragma unroll
     for (int i = 0; i < RPT; ++i) {
       const std::int64_t t = t0 + i * ROWS + r_in;
-      float k[V];
-      to_floats<Elem>(raw[i], k);
-      float acc[UMAX];
-#pragma unroll
-      for (int u = 0; u < UMAX; ++u) {
-        acc[u] = 0.0f;
-#pragma unroll
-        for (int e = 0; e < V; ++e) acc[u] = fmaf(qc[u][e], k[e], acc[u]);
-#pragma unroll
-        for (int off = LPR / 2; off > 0; off /= 2)
-          acc[u] += __shfl_xor_sync(0xffffffffu, acc[u], off);
-      }
-      const bool mine = c == 0 && t < n;  // one lane of the row writes
-      if (mine && a.forced.any()) {
-        const bool forced =
-            (a.forced.current && t == n - 1) || t < a.forced.sinks || t >= n - a.forced.recent;
-        if (forced)
-#pragma unroll
-          for (int u = 0; u < UMAX; ++u) acc[u] = __int_as_float(0x7f800000);  // +inf
-      }
+      if (c != i || t >= n) continue;
 #pragma unroll
       for (int u = 0; u < UMAX; ++u)
-        if (u < nu) {
-          if (mine) scores[u * a.score_stride + t] = acc[u];
-          if (histogram && mine) atomicAdd(&hist_s[u * topk_hist_bins + first_digit(acc[u])], 1u);
-        }
+        if (u < tu.nu) tip_emit(a, scores, hist_s, histogram, n, t, u, acc[i][u]);
     }
   }
-  if (!histogram) return;
-  __syncthreads();
-  unsigned* hist = a.hist + (static_cast<std::int64_t>(b) * units + unit0) * topk_hist_bins;
-  for (int i = threadIdx.x; i < nu * topk_hist_bins; i += blockDim.x)
-    if (hist_s[i] != 0) atomicAdd(&hist[i], hist_s[i]);
+  if (histogram) tip_finish(a, b, h, tu, n, hist_s);
 }
 
 }  // namespace fasa::cuda::kernels

@@ -4,10 +4,10 @@
 
 // TopK-I (FASA Eq. 7) per row of scores: a most-significant-digit radix select, never a sort.
 // Scores map to unsigned keys whose order is the float order (NaN lowest, as fasa/core/topk.hpp).
-//  1. The histogram of the keys' top 10 bits is built while the scores are made (tip_scores).
-//  2. topk_filter, many blocks per row: finds the bin that holds the k-th best, writes every
-//     token of a higher bin to the output and every token of that bin to a candidate list
-//     (the only full pass over the scores).
+//  1. The histogram of the keys' top 10 bits is built while the scores are made (tip_scores),
+//     whose last block per KV head finds the bin that holds the k-th best (find_bin).
+//  2. topk_filter, many blocks per row: writes every token of a higher bin to the output and
+//     every token of that bin to a candidate list (the only full pass over the scores).
 //  3. topk_finish, one block per row: radix passes over the few candidates only (11 + 11 more
 //     key bits); survivors of all of them have equal scores, and passes over their inverted
 //     indices keep the lowest indices: the tie rule of the CPU top-k, so selections match it up
@@ -36,14 +36,20 @@ __device__ __forceinline__ unsigned first_digit(float s) {
   return ordered_key(s) >> (32 - topk_hist_bits);
 }
 
+// Per-row fields of topk_args::counts, written by tip_scores' last block and used by the filter.
+inline constexpr int topk_written = 0;     // tokens written to out (from 0)
+inline constexpr int topk_candidates = 1;  // candidates written (from 0)
+inline constexpr int topk_bin = 2;         // the first digit's bin that holds the k-th best
+inline constexpr int topk_above = 3;       // tokens in higher bins
+inline constexpr int topk_count_fields = 4;
+
 struct topk_args {
   const float* scores;  // [rows, score_stride]
   std::int64_t score_stride;
   const int* lengths;  // [batch]; row r belongs to sequence r / units
   int units;
   token_budget budget = token_budget::all();
-  const unsigned* hist;  // [rows, topk_hist_bins]: the first digit's histogram
-  unsigned* counts;      // [rows, 2]: tokens written to out, candidates written (zeroed)
+  unsigned* counts;  // [rows, topk_count_fields]
   std::int32_t* out;     // [rows, out_stride]
   std::int64_t out_stride;
   std::int32_t* cand;  // scratch [rows, 2, cand_stride]
@@ -112,13 +118,10 @@ __global__ __launch_bounds__(topk_filter_threads) void topk_filter(topk_args a) 
       out[i] = static_cast<std::int32_t>(i);
     return;
   }
-  const unsigned* hist = a.hist + row * topk_hist_bins;
-  unsigned bin = 0, above = 0;
-  find_bin<T>(
-      topk_hist_bins, [&](unsigned i) { return hist[i]; }, k, bin, above);
+  unsigned* counts = a.counts + row * topk_count_fields;
+  const unsigned bin = counts[topk_bin];
   const float* s = a.scores + row * a.score_stride;  // 16-byte aligned (score_stride % 4 == 0)
   std::int32_t* cand = a.cand + row * 2 * a.cand_stride;
-  unsigned* counts = a.counts + row * 2;
   constexpr int UNROLL = 2;  // float4 loads in flight per thread
   const std::int64_t n4 = (n + 3) / 4;
   // Uniform trip counts across the warp (warp_append needs every lane).
@@ -141,9 +144,9 @@ __global__ __launch_bounds__(topk_filter_threads) void topk_filter(topk_args a) 
         const unsigned d = first_digit(e4[e]);
         // Almost every token is below the bin: one vote skips the appends for the warp.
         if (!__any_sync(0xffffffffu, valid && d >= bin)) continue;
-        const unsigned o = warp_append(&counts[0], valid && d > bin);
+        const unsigned o = warp_append(&counts[topk_written], valid && d > bin);
         if (valid && d > bin) out[o] = static_cast<std::int32_t>(i);
-        const unsigned c = warp_append(&counts[1], valid && d == bin);
+        const unsigned c = warp_append(&counts[topk_candidates], valid && d == bin);
         if (valid && d == bin) cand[c] = static_cast<std::int32_t>(i);
       }
     }
@@ -162,16 +165,14 @@ __global__ __launch_bounds__(topk_finish_threads) void topk_finish(topk_args a) 
   const std::int64_t n = a.lengths[row / a.units];
   const std::int64_t k = a.budget.keep(n);
   if (k >= n) return;
-  const unsigned* hist0 = a.hist + row * topk_hist_bins;
-  unsigned bin = 0, above = 0;
-  find_bin<T>(
-      topk_hist_bins, [&](unsigned i) { return hist0[i]; }, k, bin, above);
+  const unsigned* counts = a.counts + row * topk_count_fields;
+  unsigned bin = 0, above = counts[topk_above];
   const float* s = a.scores + row * a.score_stride;
   std::int32_t* out = a.out + row * a.out_stride;
   std::int32_t* cand[2] = {a.cand + row * 2 * a.cand_stride,
                            a.cand + row * 2 * a.cand_stride + a.cand_stride};
   std::int64_t need = k - above;
-  std::int64_t count = a.counts[row * 2 + 1];
+  std::int64_t count = counts[topk_candidates];
   if (threadIdx.x == 0) s_out = above;
   __syncthreads();
   int cur = 0;
