@@ -437,6 +437,8 @@ struct cuda_options_cli {
   std::string dtype = "bf16";
   std::string dump_dir;
   double max_gib = 100;
+  double split_waves = 4;
+  int split_min_chunk = 256;
 };
 }  // namespace fasa::tools
 
@@ -473,6 +475,8 @@ int run_cuda(const options& o, const fasa::tools::cuda_options_cli& c, bool budg
   g.dtype = c.dtype;
   g.dump_dir = c.dump_dir;
   g.max_gib = c.max_gib;
+  g.split_waves = c.split_waves;
+  g.split_min_chunk = c.split_min_chunk;
   try {
     return fasa::tools::run_cuda_bench(g);
   } catch (const std::exception& e) {
@@ -560,6 +564,16 @@ int main(int argc, char** argv) {
   app.add_option("--max-gib", cuda_only.max_gib,
                  "--backend cuda: skip cases whose caches need more device memory than this")
       ->capture_default_str();
+  app.add_option("--split-waves", cuda_only.split_waves,
+                 "--backend cuda: attention blocks launched, in multiples of the blocks the GPU "
+                 "holds at once (flash-decoding split count)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 1000.0));
+  app.add_option("--split-min-chunk", cuda_only.split_min_chunk,
+                 "--backend cuda: tokens per attention split at least (budgets up to it run "
+                 "unsplit)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 30));
   app.add_option("--bandwidth-mib", o.bandwidth_mib,
                  "Buffer size of the memory-bandwidth probe in MiB (0 skips it)")
       ->capture_default_str()

@@ -49,11 +49,12 @@ struct gpu_case {
   forced_tokens force = {};
   int levels = 0;  // > 0: keys and values drawn from that many values (many exact ties)
   std::uint32_t seed = 1;
+  fasa::cuda::split_options splits{};  // attention splits (many short ones test the merge)
 };
 
 std::string describe(const gpu_case& c) {
   std::ostringstream os;
-  os << "d=" << c.head_dim << " heads=" << c.q_heads << "/" << c.kv_heads << " lengths=";
+  os << "splits=" << c.splits.waves << "/" << c.splits.min_chunk << " d=" << c.head_dim << " heads=" << c.q_heads << "/" << c.kv_heads << " lengths=";
   for (int n : c.lengths) os << n << ',';
   os << " budget="
      << (c.budget.is_fraction() ? c.budget.fraction_value() : static_cast<double>(c.budget.count()))
@@ -166,6 +167,7 @@ void check_variant(const gpu_case& c, const Sel& sel, const St& st) {
   const attention_shape shape{c.q_heads, c.kv_heads, c.head_dim, st.capacity()};
   REQUIRE(max_len <= shape.capacity);
   fasa::cuda::batch_decoder<Elem, Sel, St> dec(shape, batch, sel, st);
+  dec.set_split_options(c.splits);
 
   const std::size_t row = static_cast<std::size_t>(c.kv_heads) * c.head_dim;
   std::vector<std::vector<float>> keys, values;
@@ -273,6 +275,10 @@ TEST_CASE("cuda: variants against the CPU reference, GQA 4, head_dim 128, bf16")
       check_all_variants<__nv_bfloat16>(c);
     }
   }
+  // Many short splits: every unit's merge by its last split block.
+  c.splits = fasa::cuda::split_options{64.0, 1};
+  c.budget = token_budget::tokens(700);
+  check_all_variants<__nv_bfloat16>(c);
 }
 
 TEST_CASE("cuda: variants against the CPU reference, fp16, GQA 1, 3 and 8, head_dim 64") {
@@ -345,6 +351,8 @@ TEST_CASE("cuda: bad input is refused with a message") {
                        doctest::Contains("must be in [1, capacity = 64]"), fasa::error);
   CHECK_THROWS_WITH_AS(dec.set_lengths(std::vector<int>{3}), doctest::Contains("1 lengths"),
                        fasa::error);
+  CHECK_THROWS_WITH_AS(dec.set_split_options(fasa::cuda::split_options{0.0, 256}),
+                       doctest::Contains("waves must be > 0"), fasa::error);
   CHECK_THROWS_WITH_AS(dec.decode(nullptr, nullptr), doctest::Contains("set_lengths first"),
                        fasa::error);
   const auto pe = fasa::positional::rope::interleaved(64, 10000.0);

@@ -62,6 +62,12 @@ struct stage_events {
               selected = nullptr, done = nullptr;
 };
 
+// How decode() splits a unit's tokens over attention blocks (flash-decoding).
+struct split_options {
+  double waves = 4.0;  // blocks launched, in multiples of the blocks the GPU holds at once
+  int min_chunk = 256;  // tokens per split at least (rounded up to a multiple of 64)
+};
+
 template <class Elem, class Sel, class St>
 class batch_decoder {
   static_assert(TokenSelector<Sel> && Sel::kind != score_kind::custom,
@@ -397,6 +403,16 @@ class batch_decoder {
     if (max_len_ > 0) plan_splits();
   }
 
+  // How the attention stage splits each unit's tokens (benchmarks sweep it).
+  void set_split_options(const split_options& o) {
+    FASA_CHECK(o.waves > 0 && o.min_chunk >= 1,
+               "batch_decoder::set_split_options: waves must be > 0 and min_chunk >= 1, got ",
+               o.waves, " and ", o.min_chunk);
+    split_ = o;
+    if (max_len_ > 0) plan_splits();
+  }
+  const split_options& splits() const { return split_; }
+
   // Tokens per split of the attention stage and the number of splits at the current lengths.
   int chunk() const { return chunk_; }
   int max_splits() const { return max_splits_; }
@@ -466,10 +482,10 @@ class batch_decoder {
     }
   }
 
-  // Chooses the attention split: blocks of equal length that fill the GPU's resident block
-  // slots once (splits = slots / units, at least one), so no second wave runs a thin tail and
-  // each block streams a long stretch past its pipeline prologue; a split holds at least 64
-  // tokens. The partial outputs are sized for it.
+  // Chooses the attention split: about split_options::waves times as many blocks as the GPU
+  // holds resident (several waves of equal blocks let the block scheduler even out SMs that
+  // stream slower), each at least min_chunk tokens long (a split past its pipeline prologue;
+  // short budgets run unsplit and need no merge). The partial outputs are sized for it.
   void plan_splits() {
     std::int64_t count = max_len_;
     bool per_query = false;
@@ -483,10 +499,12 @@ class batch_decoder {
           cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
     });
     const std::int64_t units = per_query ? shape_.num_q_heads : shape_.num_kv_heads;
-    const std::int64_t slots = std::int64_t{sms_} * std::max(per_sm, 1);
-    const std::int64_t want_splits = std::max<std::int64_t>(1, slots / (batch_ * units));
+    const std::int64_t target = static_cast<std::int64_t>(
+        std::ceil(split_.waves * static_cast<double>(sms_) * std::max(per_sm, 1)));
+    const std::int64_t want_splits =
+        std::max<std::int64_t>(1, (target + batch_ * units - 1) / (batch_ * units));
     std::int64_t chunk = (count + want_splits - 1) / want_splits;
-    chunk = std::max<std::int64_t>(chunk, 64);
+    chunk = std::max<std::int64_t>(chunk, split_.min_chunk);
     chunk = (chunk + 63) / 64 * 64;
     chunk_ = static_cast<int>(chunk);
     max_splits_ = static_cast<int>((count + chunk - 1) / chunk);
@@ -511,6 +529,7 @@ class batch_decoder {
   int score_width_ = 0;
   std::int64_t score_stride_ = 0;
   int chunk_ = 0, max_splits_ = 0;
+  split_options split_{};
   device_buffer<float> scores_, part_o_, part_lse_;
   device_buffer<std::int32_t> idx_, cand_;
   device_buffer<unsigned> hist_;  // [rows, topk_hist_bins], then [rows, topk_count_fields]

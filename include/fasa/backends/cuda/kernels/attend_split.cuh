@@ -96,14 +96,19 @@ __device__ __forceinline__ split_work split_of_block(const attend_args& a) {
 
 // Streams `tiles` tiles through an S-stage cp.async pipeline: load(tile, stage) issues one
 // tile's copies into a stage, compute(tile, stage) consumes it once every thread's copies have
-// landed; a stage is refilled S-1 tiles after it was consumed. Every thread calls it.
-template <int S, class Load, class Compute>
-__device__ __forceinline__ void cp_async_pipeline(int tiles, Load&& load, Compute&& compute) {
+// landed; a stage is refilled S-1 tiles after it was consumed. cp_async_prologue issues the
+// first S-1 tiles, so a kernel can load its queries while they are in flight, then
+// cp_async_stream runs the rest. Every thread calls both.
+template <int S, class Load>
+__device__ __forceinline__ void cp_async_prologue(int tiles, Load&& load) {
 #pragma unroll
   for (int i = 0; i < S - 1; ++i) {
     if (i < tiles) load(i, i);
     cp_async_commit();
   }
+}
+template <int S, class Load, class Compute>
+__device__ __forceinline__ void cp_async_stream(int tiles, Load&& load, Compute&& compute) {
   for (int tile = 0; tile < tiles; ++tile) {
     if (tile + S - 1 < tiles) load(tile + S - 1, (tile + S - 1) % S);
     cp_async_commit();
@@ -161,15 +166,16 @@ __device__ void write_split_output(const float* sm_m, const float* sm_l, const f
   for (int i = threadIdx.x; i < nq * D; i += blockDim.x) {
     const std::int64_t head = head0 + i / D;
     const float* lse = a.part_lse + head * a.max_splits;
-    float mx = -INFINITY;
-#pragma unroll 8
-    for (int s = 0; s < splits; ++s) mx = fmaxf(mx, __ldcg(lse + s));
-    float den = 0.0f, num = 0.0f;
-#pragma unroll 8  // independent loads in flight: a split's merge is latency, not bandwidth
+    const float* po = a.part_o + head * a.max_splits * D + i % D;
+    float mx = -INFINITY, den = 0.0f, num = 0.0f;  // an online log-sum-exp over the splits
+#pragma unroll 8  // independent loads in flight: the merge is latency, not bandwidth
     for (int s = 0; s < splits; ++s) {
-      const float ws = exp2f(__ldcg(lse + s) - mx);
-      den += ws;
-      num += ws * __ldcg(a.part_o + (head * a.max_splits + s) * D + i % D);
+      const float ls = __ldcg(lse + s), os = __ldcg(po + s * D);
+      const float top = fmaxf(mx, ls);
+      const float old_scale = exp2f(mx - top), ws = exp2f(ls - top);
+      den = den * old_scale + ws;
+      num = num * old_scale + ws * os;
+      mx = top;
     }
     a.out[head * D + i % D] = num / den;
   }
@@ -237,7 +243,8 @@ __global__ __launch_bounds__(attend_threads) void attend_split(St st, const Elem
     }
   };
 
-  float q[V];
+  cp_async_prologue<S>(tiles, load_tile);
+  float q[V];  // read while the first tiles are in flight
 #pragma unroll
   for (int e = 0; e < V; ++e)
     q[e] = g < nq ? query_at(st, a, b, q0 + g, kv, col + e) : 0.0f;
@@ -245,7 +252,7 @@ __global__ __launch_bounds__(attend_threads) void attend_split(St st, const Elem
 #pragma unroll
   for (int e = 0; e < V; ++e) o[e] = 0.0f;
 
-  cp_async_pipeline<S>(tiles, load_tile, [&](int tile, int stage) {
+  cp_async_stream<S>(tiles, load_tile, [&](int tile, int stage) {
     const Elem* kt = ks + stage * TILE * D;
     const Elem* vt = vs + stage * TILE * D;
     const std::int64_t tile_begin = begin + static_cast<std::int64_t>(tile) * TILE;

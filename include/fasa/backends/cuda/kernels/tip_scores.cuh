@@ -97,8 +97,8 @@ __device__ __forceinline__ void tip_emit(const tip_args& a, float* scores, unsig
 }
 
 // After the block's rows: adds its histogram to the units' global ones; the KV head's last
-// block then finds each unit's bin of the k-th best (topk_counts), clears the histograms and
-// resets the block counter. Every thread calls it.
+// block then finds each unit's bin of the k-th best (topk_count_fields), clears the histograms
+// and resets the block counter. Every thread calls it.
 __device__ void tip_finish(const tip_args& a, int b, int h, const tip_units& tu, std::int64_t n,
                            const unsigned* hist_s) {
   __syncthreads();
@@ -114,22 +114,46 @@ __device__ void tip_finish(const tip_args& a, int b, int h, const tip_units& tu,
   __syncthreads();
   if (!last) return;
   __threadfence();
+  // A warp per unit: each lane sums 32 consecutive bins (from the top), a warp scan finds the
+  // lane whose bins hold the k-th best, and that lane walks its bins.
   const std::int64_t k = a.budget.keep(n);
-  for (int u = 0; u < tu.nu; ++u) {
+  constexpr int per_lane = topk_hist_bins / 32;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int u = warp; u < tu.nu; u += blockDim.x / 32) {
     unsigned* hu = hist + u * topk_hist_bins;
-    unsigned bin = 0, above = 0;
-    find_bin<tip_threads>(
-        topk_hist_bins, [&](unsigned i) { return __ldcg(hu + i); }, k, bin, above);
-    unsigned* c = a.counts + (row0 + u) * topk_count_fields;
-    if (threadIdx.x == 0) {
+    const int top = topk_hist_bins - lane * per_lane;  // this lane's bins: [top - per_lane, top)
+    unsigned mine[per_lane];
+#pragma unroll
+    for (int j = 0; j < per_lane; ++j) mine[j] = __ldcg(hu + top - 1 - j);
+    unsigned local = 0;
+#pragma unroll
+    for (int j = 0; j < per_lane; ++j) local += mine[j];
+    unsigned incl = local;  // inclusive scan over the lanes, highest bins first
+#pragma unroll
+    for (int off = 1; off < 32; off *= 2) {
+      const unsigned v = __shfl_up_sync(0xffffffffu, incl, off);
+      if (lane >= off) incl += v;
+    }
+    const unsigned before = incl - local;
+    if (before < k && incl >= k) {  // exactly one lane: the k-th best is in its bins
+      unsigned cum = before, bin = 0, above = 0;
+#pragma unroll
+      for (int j = 0; j < per_lane; ++j) {
+        if (cum < k && cum + mine[j] >= k) {
+          bin = static_cast<unsigned>(top - 1 - j);
+          above = cum;
+        }
+        cum += mine[j];
+      }
+      unsigned* c = a.counts + (row0 + u) * topk_count_fields;
       c[topk_written] = 0;
       c[topk_candidates] = 0;
       c[topk_bin] = bin;
       c[topk_above] = above;
     }
+#pragma unroll
+    for (int j = 0; j < per_lane; ++j) hu[top - 1 - j] = 0u;  // ready for the next step
   }
-  __syncthreads();  // every thread has read the histograms
-  for (int i = threadIdx.x; i < tu.nu * topk_hist_bins; i += blockDim.x) hist[i] = 0;
   if (threadIdx.x == 0) *done = 0u;
 }
 
@@ -260,13 +284,20 @@ __global__ __launch_bounds__(tip_threads) void tip_scores_lanes(St st, const Ele
           acc[i][u] += __shfl_xor_sync(0xffffffffu, acc[i][u], off);
       }
     }
+    // Lane c of the row takes pass row c: one emit per lane instead of RPT on lane 0.
+    if (c < RPT) {
+      const std::int64_t t = t0 + c * ROWS + r_in;
+      float mine[UMAX];
 #pragma unroll
-    for (int i = 0; i < RPT; ++i) {
-      const std::int64_t t = t0 + i * ROWS + r_in;
-      if (c != i || t >= n) continue;
+      for (int u = 0; u < UMAX; ++u) {
+        mine[u] = acc[0][u];
 #pragma unroll
-      for (int u = 0; u < UMAX; ++u)
-        if (u < tu.nu) tip_emit(a, scores, hist_s, histogram, n, t, u, acc[i][u]);
+        for (int i = 1; i < RPT; ++i) mine[u] = c == i ? acc[i][u] : mine[u];
+      }
+      if (t < n)
+#pragma unroll
+        for (int u = 0; u < UMAX; ++u)
+          if (u < tu.nu) tip_emit(a, scores, hist_s, histogram, n, t, u, mine[u]);
     }
   }
   if (histogram) tip_finish(a, b, h, tu, n, hist_s);
