@@ -122,12 +122,9 @@ __device__ void tip_finish(const tip_args& a, int b, int h, const tip_units& tu,
   for (int u = warp; u < tu.nu; u += blockDim.x / 32) {
     unsigned* hu = hist + u * topk_hist_bins;
     const int top = topk_hist_bins - lane * per_lane;  // this lane's bins: [top - per_lane, top)
-    unsigned mine[per_lane];
-#pragma unroll
-    for (int j = 0; j < per_lane; ++j) mine[j] = __ldcg(hu + top - 1 - j);
     unsigned local = 0;
-#pragma unroll
-    for (int j = 0; j < per_lane; ++j) local += mine[j];
+#pragma unroll 8
+    for (int j = 0; j < per_lane; ++j) local += __ldcg(hu + top - 1 - j);
     unsigned incl = local;  // inclusive scan over the lanes, highest bins first
 #pragma unroll
     for (int off = 1; off < 32; off *= 2) {
@@ -137,13 +134,13 @@ __device__ void tip_finish(const tip_args& a, int b, int h, const tip_units& tu,
     const unsigned before = incl - local;
     if (before < k && incl >= k) {  // exactly one lane: the k-th best is in its bins
       unsigned cum = before, bin = 0, above = 0;
-#pragma unroll
       for (int j = 0; j < per_lane; ++j) {
-        if (cum < k && cum + mine[j] >= k) {
+        const unsigned count = __ldcg(hu + top - 1 - j);
+        if (cum < k && cum + count >= k) {
           bin = static_cast<unsigned>(top - 1 - j);
           above = cum;
         }
-        cum += mine[j];
+        cum += count;
       }
       unsigned* c = a.counts + (row0 + u) * topk_count_fields;
       c[topk_written] = 0;
@@ -151,7 +148,7 @@ __device__ void tip_finish(const tip_args& a, int b, int h, const tip_units& tu,
       c[topk_bin] = bin;
       c[topk_above] = above;
     }
-#pragma unroll
+    __syncwarp();  // the lane above has read its bins
     for (int j = 0; j < per_lane; ++j) hu[top - 1 - j] = 0u;  // ready for the next step
   }
   if (threadIdx.x == 0) *done = 0u;
