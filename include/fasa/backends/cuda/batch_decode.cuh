@@ -352,6 +352,11 @@ class batch_decoder {
           st_dev_, cache_.data(), seq_elements(), a);
     });
     FASA_CUDA_CHECK_LAUNCH("attend_split");
+#ifdef FASA_CUDA_SEPARATE_MERGE
+    kernels::merge_splits<<<dim3(static_cast<unsigned>(shape_.num_q_heads),
+                                 static_cast<unsigned>(batch_)),
+                            static_cast<unsigned>(d), 0, stream>>>(a);
+#endif
     if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->done, stream));
   }
 

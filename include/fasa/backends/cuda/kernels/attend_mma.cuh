@@ -137,9 +137,7 @@ __global__ __launch_bounds__(mma_threads) void attend_split_mma(St st, const Ele
     }
   };
 
-  cp_async_prologue<S>(tiles, load_tile);
-  // Q as the A operand, row gq = head gq of the unit (zero past the group), rows gq+8 zero; read
-  // while the first tiles are in flight.
+  // Q as the A operand, row gq = head gq of the unit (zero past the group), rows gq+8 zero.
   unsigned qa[D / 16][2];
   {
     const int h = q0 + (gq < nq ? gq : 0);
@@ -158,7 +156,7 @@ __global__ __launch_bounds__(mma_threads) void attend_split_mma(St st, const Ele
   for (int nt = 0; nt < D / 8; ++nt) o[nt][0] = o[nt][1] = o[nt][2] = o[nt][3] = 0.0f;
   float m = -INFINITY, l = 0.0f;  // row gq's running max and this thread's partial sum
 
-  cp_async_stream<S>(tiles, load_tile, [&](int tile, int stage) {
+  cp_async_pipeline<S>(tiles, load_tile, [&](int tile, int stage) {
     const Elem* kt = ks + stage * TILE * D;
     const Elem* vt = vs + stage * TILE * D;
     const int r0 = warp * 16;  // this warp's 16 tokens

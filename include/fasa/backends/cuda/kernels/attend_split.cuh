@@ -96,19 +96,14 @@ __device__ __forceinline__ split_work split_of_block(const attend_args& a) {
 
 // Streams `tiles` tiles through an S-stage cp.async pipeline: load(tile, stage) issues one
 // tile's copies into a stage, compute(tile, stage) consumes it once every thread's copies have
-// landed; a stage is refilled S-1 tiles after it was consumed. cp_async_prologue issues the
-// first S-1 tiles, so a kernel can load its queries while they are in flight, then
-// cp_async_stream runs the rest. Every thread calls both.
-template <int S, class Load>
-__device__ __forceinline__ void cp_async_prologue(int tiles, Load&& load) {
+// landed; a stage is refilled S-1 tiles after it was consumed. Every thread calls it.
+template <int S, class Load, class Compute>
+__device__ __forceinline__ void cp_async_pipeline(int tiles, Load&& load, Compute&& compute) {
 #pragma unroll
   for (int i = 0; i < S - 1; ++i) {
     if (i < tiles) load(i, i);
     cp_async_commit();
   }
-}
-template <int S, class Load, class Compute>
-__device__ __forceinline__ void cp_async_stream(int tiles, Load&& load, Compute&& compute) {
   for (int tile = 0; tile < tiles; ++tile) {
     if (tile + S - 1 < tiles) load(tile + S - 1, (tile + S - 1) % S);
     cp_async_commit();
@@ -154,6 +149,9 @@ __device__ void write_split_output(const float* sm_m, const float* sm_l, const f
     if (dim == 0) a.part_lse[head * a.max_splits + w.split] = top + log2f(den);
   }
   if (splits == 1) return;
+#ifdef FASA_CUDA_SEPARATE_MERGE
+  return;
+#endif
   __shared__ bool last;
   __threadfence();
   __syncthreads();
@@ -243,8 +241,7 @@ __global__ __launch_bounds__(attend_threads) void attend_split(St st, const Elem
     }
   };
 
-  cp_async_prologue<S>(tiles, load_tile);
-  float q[V];  // read while the first tiles are in flight
+  float q[V];
 #pragma unroll
   for (int e = 0; e < V; ++e)
     q[e] = g < nq ? query_at(st, a, b, q0 + g, kv, col + e) : 0.0f;
@@ -252,7 +249,7 @@ __global__ __launch_bounds__(attend_threads) void attend_split(St st, const Elem
 #pragma unroll
   for (int e = 0; e < V; ++e) o[e] = 0.0f;
 
-  cp_async_stream<S>(tiles, load_tile, [&](int tile, int stage) {
+  cp_async_pipeline<S>(tiles, load_tile, [&](int tile, int stage) {
     const Elem* kt = ks + stage * TILE * D;
     const Elem* vt = vs + stage * TILE * D;
     const std::int64_t tile_begin = begin + static_cast<std::int64_t>(tile) * TILE;
@@ -304,5 +301,28 @@ __global__ __launch_bounds__(attend_threads) void attend_split(St st, const Elem
   __syncthreads();
   write_split_output<D>(sm_m, sm_l, sm_o, SLOTS, QMAX, nq, a, w);
 }
+
+#ifdef FASA_CUDA_SEPARATE_MERGE
+// grid: (num_q_heads, batch); block: head_dim threads.
+__global__ void merge_splits(attend_args a) {
+  const int h = blockIdx.x, b = blockIdx.y, dim = threadIdx.x, d = a.shape.head_dim;
+  const std::int64_t count = attend_count(a, a.lengths[b]);
+  const int splits = static_cast<int>((count + a.chunk - 1) / a.chunk);
+  if (splits == 1) return;
+  const std::int64_t head = static_cast<std::int64_t>(b) * a.shape.num_q_heads + h;
+  const float* lse = a.part_lse + head * a.max_splits;
+  float mx = -INFINITY, den = 0.0f, num = 0.0f;
+#pragma unroll 8
+  for (int s = 0; s < splits; ++s) {
+    const float ls = lse[s], os = a.part_o[(head * a.max_splits + s) * d + dim];
+    const float top = fmaxf(mx, ls);
+    const float old_scale = exp2f(mx - top), ws = exp2f(ls - top);
+    den = den * old_scale + ws;
+    num = num * old_scale + ws * os;
+    mx = top;
+  }
+  a.out[head * d + dim] = num / den;
+}
+#endif
 
 }  // namespace fasa::cuda::kernels
