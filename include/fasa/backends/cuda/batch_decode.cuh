@@ -8,14 +8,15 @@
 // split_dominant). The selector's and the storage's math are the core policies themselves,
 // passed into the kernels by value with their tables copied to the device.
 //
-// One decode step (decode()), four kernels at most:
-//   1. tip_scores (selectors other than dense): a score per cached token and unit (FASA Eq. 6),
-//      from scoring queries each block builds itself, and the top-k's first radix digit;
-//   2. topk_filter + topk_finish: the unit's keep(n) best tokens (FASA Eq. 7);
-//   3. attend_split_mma (units of several query heads: tensor cores) or attend_split (one query
-//      head per unit): exact attention over the kept rows, gathered from the cache, split over
-//      the token range, the last split block of a unit merging the splits (FASA Eq. 8); dense
-//      runs step 3 alone over every token.
+// One decode step (decode()):
+//   1. prepare_queries: attention queries in storage order; each unit's scoring query;
+//   2. tip_scores (selectors other than dense): a score per cached token and unit (FASA Eq. 6)
+//      and the top-k's first radix digit, whose bin of the k-th best the last block finds;
+//   3. topk_filter + topk_finish: the unit's keep(n) best tokens (FASA Eq. 7);
+//   4. attend_split_mma (units of several query heads: tensor cores) or attend_split (one query
+//      head per unit), then merge_splits: exact attention over the kept rows, gathered from the
+//      cache, split over the token range (FASA Eq. 8); dense runs step 4 alone over every token.
+// No memset: the histograms and counters are zeroed once and left at zero by their last user.
 // Every step is a kernel launch on the given stream with no host synchronisation, so a step can
 // be captured in a CUDA graph (see benchmarks/cuda/).
 
@@ -55,8 +56,7 @@ inline selector::fasa_tip device_copy(const selector::fasa_tip& s,
   return d;
 }
 
-// Optional events recorded between the stages of decode(), for benchmarks. `prepared` follows
-// `start` at once: the query preparation of earlier versions is folded into the kernels.
+// Optional events recorded between the stages of decode(), for benchmarks.
 struct stage_events {
   cudaEvent_t start = nullptr, prepared = nullptr, scored = nullptr, filtered = nullptr,
               selected = nullptr, done = nullptr;
@@ -113,15 +113,16 @@ class batch_decoder {
     lengths_dev_.resize(static_cast<std::size_t>(batch));
     const auto d = static_cast<std::size_t>(shape.head_dim);
     const auto b = static_cast<std::size_t>(batch);
-    // Block counters of TIP ([batch, kv_heads]) and of the attention splits ([batch, units], at
-    // most num_q_heads units): zero between steps, each reset by the last block that counts.
-    done_.resize(b * static_cast<std::size_t>(shape.num_kv_heads + shape.num_q_heads));
-    FASA_CUDA_CHECK(cudaMemset(done_.data(), 0, done_.bytes()));
+    q_att_.resize(b * static_cast<std::size_t>(shape.num_q_heads) * d);
     if constexpr (Sel::kind != score_kind::none) {
       units_ = num_selection_units(shape, sel.granularity());
       const auto rows = b * static_cast<std::size_t>(units_);
       const auto cap = static_cast<std::size_t>(shape.capacity);
       kcap_ = sel.keep(shape.capacity);
+      q_tip_.resize(rows * d);
+      // TIP's finished blocks per (sequence, KV head): zero between steps (its last block resets)
+      done_.resize(b * static_cast<std::size_t>(shape.num_kv_heads));
+      FASA_CUDA_CHECK(cudaMemset(done_.data(), 0, done_.bytes()));
       score_stride_ = (shape.capacity + 3) / 4 * 4;  // 16-byte aligned rows
       scores_.resize(rows * static_cast<std::size_t>(score_stride_));
       cand_.resize(rows * 2 * cap);
@@ -178,8 +179,9 @@ class batch_decoder {
   // Storage positions TIP streams per key row (the slab width for FASA-C).
   int score_width() const { return score_width_; }
   std::size_t device_bytes() const {
-    return cache_.bytes() + scores_.bytes() + cand_.bytes() + idx_.bytes() + part_o_.bytes() +
-           part_lse_.bytes() + hist_.bytes() + done_.bytes() + score_mask_.bytes();
+    return cache_.bytes() + q_att_.bytes() + q_tip_.bytes() + scores_.bytes() + cand_.bytes() +
+           idx_.bytes() + part_o_.bytes() + part_lse_.bytes() + hist_.bytes() + done_.bytes() +
+           score_mask_.bytes();
   }
 
   // Writes count tokens of sequence b at positions t0 .. t0+count-1 (host fp32, keys rotated).
@@ -242,19 +244,23 @@ class batch_decoder {
     FASA_CHECK(max_len_ > 0, "batch_decoder::decode: set_lengths first");
     const int d = shape_.head_dim;
     if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->start, stream));
-    // The queries go straight to TIP and attention, which permute and scale them themselves.
+    const int prep_blocks = std::max(shape_.num_q_heads, units_);
+    kernels::
+        prepare_queries<<<dim3(static_cast<unsigned>(prep_blocks), static_cast<unsigned>(batch_)),
+                          static_cast<unsigned>(d), 0, stream>>>(
+            st_dev_, shape_, sel_.granularity(), score_mask_.data(), q, q_att_.data(),
+            q_tip_.data(),
+            static_cast<float>(1.4426950408889634 / std::sqrt(static_cast<double>(d))));
+    FASA_CUDA_CHECK_LAUNCH("prepare_queries");
     if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->prepared, stream));
     kernels::attend_args a{};
     a.shape = shape_;
-    a.q = q;
-    a.q_scale = static_cast<float>(1.4426950408889634 / std::sqrt(static_cast<double>(d)));
+    a.q_att = q_att_.data();
     a.lengths = lengths_dev_.data();
     a.chunk = chunk_;
     a.max_splits = max_splits_;
     a.part_o = part_o_.data();
     a.part_lse = part_lse_.data();
-    a.split_done = done_.data() + batch_ * shape_.num_kv_heads;
-    a.out = out;
     if constexpr (Sel::kind == score_kind::none) {
       a.gather = false;
       a.budget = token_budget::all();
@@ -267,8 +273,7 @@ class batch_decoder {
       kernels::tip_args t{};
       t.shape = shape_;
       t.granularity = g;
-      t.q = q;
-      t.score_mask = score_mask_.data();
+      t.q_tip = q_tip_.data();
       t.width = score_width_;
       t.lengths = lengths_dev_.data();
       t.forced = sel_.forced();
@@ -352,11 +357,10 @@ class batch_decoder {
           st_dev_, cache_.data(), seq_elements(), a);
     });
     FASA_CUDA_CHECK_LAUNCH("attend_split");
-#ifdef FASA_CUDA_SEPARATE_MERGE
     kernels::merge_splits<<<dim3(static_cast<unsigned>(shape_.num_q_heads),
                                  static_cast<unsigned>(batch_)),
-                            static_cast<unsigned>(d), 0, stream>>>(a);
-#endif
+                            static_cast<unsigned>(d), 0, stream>>>(a, out);
+    FASA_CUDA_CHECK_LAUNCH("merge_splits");
     if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->done, stream));
   }
 
@@ -535,10 +539,10 @@ class batch_decoder {
   std::int64_t score_stride_ = 0;
   int chunk_ = 0, max_splits_ = 0;
   split_options split_{};
-  device_buffer<float> scores_, part_o_, part_lse_;
+  device_buffer<float> q_att_, q_tip_, scores_, part_o_, part_lse_;
   device_buffer<std::int32_t> idx_, cand_;
   device_buffer<unsigned> hist_;  // [rows, topk_hist_bins], then [rows, topk_count_fields]
-  device_buffer<unsigned> done_;  // TIP's [batch, kv_heads], then attention's [batch, units]
+  device_buffer<unsigned> done_;  // TIP's finished blocks [batch, kv_heads]
   device_buffer<float> score_mask_;  // [units, head_dim]
   int sms_ = 0;
 };

@@ -6,9 +6,8 @@
 // and FAC under kv_head granularity): the same contract as attend_split (attend_split.cuh),
 // computed with mma.sync m16n8k16 (bf16 or fp16 in, fp32 accumulate). Decode has at most a
 // GQA group of queries, so the 16-row M side holds the group's heads (rows past the group are
-// zero); what the tensor cores buy is not FLOPs but instructions: by our count a 16-token step
-// is ~40 warp instructions per warp instead of ~900-1800 per block on the CUDA cores
-// (benchmarks/cuda/NOTES.md v3/v4), which leaves the kernel bound by memory.
+// zero); what the tensor cores buy is not FLOPs but instructions: a 16-token step is ~40 warp
+// instructions instead of ~1800 on the CUDA cores, which leaves the kernel bound by memory.
 //
 // Per block: 4 warps, tiles of 64 tokens streamed through a 3-stage cp.async pipeline into
 // shared memory whose 16-byte chunks are XOR-swizzled by row (ldmatrix reads 8 rows of one
@@ -109,7 +108,7 @@ __global__ __launch_bounds__(mma_threads) void attend_split_mma(St st, const Ele
 
   const split_work w = split_of_block(a);  // units here are KV heads with their group
   if (w.begin >= w.end) return;
-  const int unit = w.unit, b = w.b, kv = w.kv, nq = w.nq, q0 = w.q0;
+  const int split = w.split, unit = w.unit, b = w.b, kv = w.kv, nq = w.nq, q0 = w.q0;
   const std::int64_t begin = w.begin, end = w.end;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int gq = lane / 4, tq = lane % 4;  // mma fragment coordinates
@@ -140,15 +139,14 @@ __global__ __launch_bounds__(mma_threads) void attend_split_mma(St st, const Ele
   // Q as the A operand, row gq = head gq of the unit (zero past the group), rows gq+8 zero.
   unsigned qa[D / 16][2];
   {
-    const int h = q0 + (gq < nq ? gq : 0);
+    const float* qrow =
+        a.q_att +
+        (static_cast<std::int64_t>(b) * a.shape.num_q_heads + q0 + (gq < nq ? gq : 0)) * D;
 #pragma unroll
     for (int kc = 0; kc < D / 16; ++kc) {
       const int d0 = kc * 16 + 2 * tq;
-      qa[kc][0] = gq < nq ? pack2<Elem>(query_at(st, a, b, h, kv, d0), query_at(st, a, b, h, kv, d0 + 1))
-                          : 0u;
-      qa[kc][1] = gq < nq ? pack2<Elem>(query_at(st, a, b, h, kv, d0 + 8),
-                                        query_at(st, a, b, h, kv, d0 + 9))
-                          : 0u;
+      qa[kc][0] = gq < nq ? pack2<Elem>(qrow[d0], qrow[d0 + 1]) : 0u;
+      qa[kc][1] = gq < nq ? pack2<Elem>(qrow[d0 + 8], qrow[d0 + 9]) : 0u;
     }
   }
   float o[D / 8][4];
@@ -228,7 +226,7 @@ __global__ __launch_bounds__(mma_threads) void attend_split_mma(St st, const Ele
     }
   }
   __syncthreads();
-  write_split_output<D>(sm_m, sm_l, sm_o, 4, 8, nq, a, w);
+  write_split_output<D>(sm_m, sm_l, sm_o, 4, 8, nq, a, b, q0, split);
 }
 
 }  // namespace fasa::cuda::kernels

@@ -13,10 +13,9 @@
 // K/V tiles stream through a multi-stage cp.async pipeline into shared memory. The block's
 // threads form groups of D / vector-width lanes, one group per (query head of the unit, token
 // slot): a lane owns one 16-byte vector of the row, so the query heads of a GQA group read the
-// same K/V tile from shared memory and each thread keeps one head's state only. A block reads its
-// queries straight from the step's input, permuted into the KV head's storage order (so
-// split_dominant rows need no per-dim indexing) and pre-scaled by log2(e)/sqrt(d) so the softmax
-// runs on exp2. The last block of a unit to finish merges the unit's splits (no merge launch).
+// same K/V tile from shared memory and each thread keeps one head's state only. Queries arrive
+// in the KV head's storage order (prepare_queries), so split_dominant rows need no per-dim
+// indexing, and pre-scaled by log2(e)/sqrt(d) so the softmax runs on exp2.
 
 #include <cstdint>
 
@@ -30,8 +29,7 @@ inline constexpr int attend_threads = 256;
 
 struct attend_args {
   attention_shape shape;
-  const float* q;           // [batch, num_q_heads, head_dim]: the step's post-RoPE queries
-  float q_scale;            // log2(e) / sqrt(head_dim)
+  const float* q_att;       // [batch, num_q_heads, head_dim], storage order, scaled
   const int* lengths;       // [batch]
   bool gather;              // FAC over idx (else dense over 0 .. n-1)
   const std::int32_t* idx;  // [batch, units, idx_stride] when gather
@@ -42,19 +40,7 @@ struct attend_args {
   int max_splits;
   float* part_o;    // [batch, num_q_heads, max_splits, head_dim]
   float* part_lse;  // [batch, num_q_heads, max_splits], log2 domain
-  unsigned* split_done;  // [batch, units]: splits finished; zero between steps (the last resets)
-  float* out;            // [batch, num_q_heads, head_dim]
 };
-
-// Query head h's element at storage position j of KV head kv, scaled for the exp2 softmax.
-template <class St>
-__device__ __forceinline__ float query_at(const St& st, const attend_args& a, int b, int h, int kv,
-                                          int j) {
-  const int d = a.shape.head_dim;
-  return a.q[(static_cast<std::int64_t>(b) * a.shape.num_q_heads + h) * d +
-             layout<St>::dim_at(st, kv, j)] *
-         a.q_scale;
-}
 
 // Tokens a unit of sequence b attends to.
 __host__ __device__ inline std::int64_t attend_count(const attend_args& a, std::int64_t n) {
@@ -118,16 +104,11 @@ __device__ __forceinline__ void cp_async_pipeline(int tiles, Load&& load, Comput
 
 // Merges a block's `parts` partial states of each of its nq query heads (running max m and sum
 // l in the log2 domain, unnormalised o; m, l: [parts][qstride], o: [parts][qstride][D], in
-// shared memory) and writes the split's partial output and log-sum-exp. The unit's last block to
-// get here then merges every split of its heads into a.out by their log-sum-exp (the threadfence
-// reduction pattern: partials are made visible before the ticket is taken) and resets the
-// unit's counter for the next step. Every thread calls it.
+// shared memory) and writes the split's partial output and log-sum-exp. Every thread calls it.
 template <int D>
 __device__ void write_split_output(const float* sm_m, const float* sm_l, const float* sm_o,
-                                   int parts, int qstride, int nq, const attend_args& a,
-                                   const split_work& w) {
-  const int splits = static_cast<int>((attend_count(a, a.lengths[w.b]) + a.chunk - 1) / a.chunk);
-  const std::int64_t head0 = static_cast<std::int64_t>(w.b) * a.shape.num_q_heads + w.q0;
+                                   int parts, int qstride, int nq, const attend_args& a, int b,
+                                   int q0, int split) {
   for (int i = threadIdx.x; i < nq * D; i += blockDim.x) {
     const int h = i / D, dim = i % D;
     float top = -INFINITY;
@@ -136,48 +117,14 @@ __device__ void write_split_output(const float* sm_m, const float* sm_l, const f
     for (int r = 0; r < parts; ++r) {
       const float mr = sm_m[r * qstride + h];
       if (mr == -INFINITY) continue;
-      const float wr = exp2f(mr - top);
-      den += wr * sm_l[r * qstride + h];
-      num += wr * sm_o[(r * qstride + h) * D + dim];
+      const float w = exp2f(mr - top);
+      den += w * sm_l[r * qstride + h];
+      num += w * sm_o[(r * qstride + h) * D + dim];
     }
-    const std::int64_t head = head0 + h;
-    if (splits == 1) {  // the block saw every token: its output is final
-      a.out[head * D + dim] = num / den;
-      continue;
-    }
-    a.part_o[(head * a.max_splits + w.split) * D + dim] = num / den;
-    if (dim == 0) a.part_lse[head * a.max_splits + w.split] = top + log2f(den);
+    const std::int64_t head = static_cast<std::int64_t>(b) * a.shape.num_q_heads + q0 + h;
+    a.part_o[(head * a.max_splits + split) * D + dim] = num / den;
+    if (dim == 0) a.part_lse[head * a.max_splits + split] = top + log2f(den);
   }
-  if (splits == 1) return;
-#ifdef FASA_CUDA_SEPARATE_MERGE
-  return;
-#endif
-  __shared__ bool last;
-  __threadfence();
-  __syncthreads();
-  const int units = a.unit_is_query_head ? a.shape.num_q_heads : a.shape.num_kv_heads;
-  unsigned* done = a.split_done + static_cast<std::int64_t>(w.b) * units + w.unit;
-  if (threadIdx.x == 0) last = atomicAdd(done, 1u) + 1u == static_cast<unsigned>(splits);
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  for (int i = threadIdx.x; i < nq * D; i += blockDim.x) {
-    const std::int64_t head = head0 + i / D;
-    const float* lse = a.part_lse + head * a.max_splits;
-    const float* po = a.part_o + head * a.max_splits * D + i % D;
-    float mx = -INFINITY, den = 0.0f, num = 0.0f;  // an online log-sum-exp over the splits
-#pragma unroll 8  // independent loads in flight: the merge is latency, not bandwidth
-    for (int s = 0; s < splits; ++s) {
-      const float ls = __ldcg(lse + s), os = __ldcg(po + s * D);
-      const float top = fmaxf(mx, ls);
-      const float old_scale = exp2f(mx - top), ws = exp2f(ls - top);
-      den = den * old_scale + ws;
-      num = num * old_scale + ws * os;
-      mx = top;
-    }
-    a.out[head * D + i % D] = num / den;
-  }
-  if (threadIdx.x == 0) *done = 0u;
 }
 
 inline constexpr int attend_tile = 32;   // tokens per pipeline stage
@@ -213,7 +160,7 @@ __global__ __launch_bounds__(attend_threads) void attend_split(St st, const Elem
 
   const split_work w = split_of_block(a);
   if (w.begin >= w.end) return;
-  const int unit = w.unit, b = w.b, kv = w.kv, nq = w.nq, q0 = w.q0;
+  const int split = w.split, unit = w.unit, b = w.b, kv = w.kv, nq = w.nq, q0 = w.q0;
   const std::int64_t begin = w.begin, end = w.end;
   const int lane = threadIdx.x % LANES, col = lane * V;
   const int g = threadIdx.x / LANES % QMAX;  // this thread's query head within the unit
@@ -244,7 +191,10 @@ __global__ __launch_bounds__(attend_threads) void attend_split(St st, const Elem
   float q[V];
 #pragma unroll
   for (int e = 0; e < V; ++e)
-    q[e] = g < nq ? query_at(st, a, b, q0 + g, kv, col + e) : 0.0f;
+    q[e] =
+        g < nq
+            ? a.q_att[(static_cast<std::int64_t>(b) * a.shape.num_q_heads + q0 + g) * D + col + e]
+            : 0.0f;
   float m = -INFINITY, l = 0.0f, o[V];
 #pragma unroll
   for (int e = 0; e < V; ++e) o[e] = 0.0f;
@@ -299,20 +249,18 @@ __global__ __launch_bounds__(attend_threads) void attend_split(St st, const Elem
 #pragma unroll
   for (int e = 0; e < V; ++e) sm_o[(slot * QMAX + g) * D + col + e] = o[e];
   __syncthreads();
-  write_split_output<D>(sm_m, sm_l, sm_o, SLOTS, QMAX, nq, a, w);
+  write_split_output<D>(sm_m, sm_l, sm_o, SLOTS, QMAX, nq, a, b, q0, split);
 }
 
-#ifdef FASA_CUDA_SEPARATE_MERGE
-// grid: (num_q_heads, batch); block: head_dim threads.
-__global__ void merge_splits(attend_args a) {
+// grid: (num_q_heads, batch); block: head_dim threads. out: [batch, num_q_heads, head_dim].
+__global__ void merge_splits(attend_args a, float* out) {
   const int h = blockIdx.x, b = blockIdx.y, dim = threadIdx.x, d = a.shape.head_dim;
   const std::int64_t count = attend_count(a, a.lengths[b]);
   const int splits = static_cast<int>((count + a.chunk - 1) / a.chunk);
-  if (splits == 1) return;
   const std::int64_t head = static_cast<std::int64_t>(b) * a.shape.num_q_heads + h;
   const float* lse = a.part_lse + head * a.max_splits;
-  float mx = -INFINITY, den = 0.0f, num = 0.0f;
-#pragma unroll 8
+  float mx = -INFINITY, den = 0.0f, num = 0.0f;  // an online log-sum-exp over the splits
+#pragma unroll 8  // independent loads in flight: the merge is latency, not bandwidth
   for (int s = 0; s < splits; ++s) {
     const float ls = lse[s], os = a.part_o[(head * a.max_splits + s) * d + dim];
     const float top = fmaxf(mx, ls);
@@ -321,8 +269,7 @@ __global__ void merge_splits(attend_args a) {
     num = num * old_scale + ws * os;
     mx = top;
   }
-  a.out[head * d + dim] = num / den;
+  out[head * d + dim] = num / den;
 }
-#endif
 
 }  // namespace fasa::cuda::kernels

@@ -2,7 +2,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
 
-// Cache writes:
+// Per-step preparation and cache writes:
+//  - prepare_queries: each query head's post-RoPE query permuted into its KV head's storage
+//    order (pre-scaled for exp2-based softmax), and each selection unit's scoring query: the
+//    sum of the unit's queries on the dims its selector scores (FASA Eq. 6 for fasa_tip, all
+//    dims for oracle_topk), zero elsewhere, also in storage order;
 //  - write_tokens: fp32 keys/values into the cache at the places the storage policy names;
 //  - fill_hashed: a counter-based pseudo-random cache (benchmarks; the PyTorch peer script
 //    regenerates the same values from the same formula).
@@ -13,6 +17,36 @@
 #include "fasa/policies/concepts.hpp"
 
 namespace fasa::cuda::kernels {
+
+// grid: (max(num_q_heads, units), batch); block: head_dim threads.
+// q, q_att: [batch, num_q_heads, head_dim]; q_tip: [batch, units, head_dim];
+// score_mask: [units, head_dim] in the unit's KV head's storage order, 1 where the selector
+// scores that dim (its score_dims for fasa_tip, every dim for oracle_topk), else 0; null for
+// selectors that do not score (dense).
+template <class St>
+__global__ void prepare_queries(St st, attention_shape shape, selection_granularity g,
+                                const float* score_mask, const float* q, float* q_att, float* q_tip,
+                                float att_scale) {
+  const int b = blockIdx.y, j = threadIdx.x, d = shape.head_dim;
+  const float* qb = q + static_cast<std::int64_t>(b) * shape.num_q_heads * d;
+  const int h = blockIdx.x;
+  if (h < shape.num_q_heads) {
+    const int dim = layout<St>::dim_at(st, shape.kv_head_of(h), j);
+    q_att[(static_cast<std::int64_t>(b) * shape.num_q_heads + h) * d + j] =
+        qb[h * d + dim] * att_scale;
+  }
+  const int units = num_selection_units(shape, g);
+  const int u = blockIdx.x;
+  if (score_mask == nullptr || u >= units) return;
+  const bool per_query = g == selection_granularity::query_head;
+  const int kv = per_query ? shape.kv_head_of(u) : u;
+  const int first_q = per_query ? u : u * shape.group_size();
+  const int count = per_query ? 1 : shape.group_size();
+  const int dim = layout<St>::dim_at(st, kv, j);
+  float sum = 0.0f;
+  for (int k = 0; k < count; ++k) sum += qb[(first_q + k) * d + dim];
+  q_tip[(static_cast<std::int64_t>(b) * units + u) * d + j] = sum * score_mask[u * d + j];
+}
 
 // Writes `count` tokens of sequence b from position t0. k_rot, v: [count, kv_heads, head_dim].
 template <class Elem, class St>

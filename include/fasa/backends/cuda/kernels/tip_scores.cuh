@@ -8,9 +8,8 @@
 // alone; for the oracle or a contiguous cache, whole rows) in 16-byte vectors, and scores each row
 // for every unit that reads this KV head: one unit under kv_head granularity (the group's summed
 // query), the group's query heads under query_head granularity, so a row is read once for the whole
-// group either way. Each block builds the units' scoring queries from the step's queries: the sum
-// of the unit's query heads, permuted into the KV head's storage order and zeroed outside the dims
-// its selector scores, which keeps the math that of selector::fasa_tip::score: raw post-RoPE dot
+// group either way. The unit's scoring query (prepared by prepare_queries) holds zeros outside its
+// dominant dims, which keeps the math that of selector::fasa_tip::score: raw post-RoPE dot
 // products, no scaling.
 //
 // Forced tokens (off by default, as in the paper) score +inf so the top-k keeps them first.
@@ -34,9 +33,8 @@ inline constexpr int tip_rows_per_thread = 2;  // rows loaded together: more byt
 struct tip_args {
   attention_shape shape;
   selection_granularity granularity;
-  const float* q;           // [batch, num_q_heads, head_dim]: the step's post-RoPE queries
-  const float* score_mask;  // [units, head_dim], storage order: 1 where the unit scores the dim
-  int width;                // storage positions scored (a multiple of the vector width)
+  const float* q_tip;  // [batch, units, head_dim]: storage order, zero off the scored dims
+  int width;           // storage positions scored (a multiple of the vector width)
   const int* lengths;       // [batch]
   forced_tokens forced;
   token_budget budget = token_budget::all();  // rows that keep everything need no histogram
@@ -61,25 +59,16 @@ __device__ __forceinline__ tip_units tip_units_of(const tip_args& a, int h) {
           per_query ? group : 1};
 }
 
-// Fills q_s[u * D + j] with unit u's scoring query at storage position j (zero for u >= nu)
-// and zeroes the block's histogram; ends with a barrier. Every thread calls it.
-template <class St, int D, int UMAX>
-__device__ void tip_setup(const St& st, const tip_args& a, int b, int h, const tip_units& tu,
-                          float* q_s, unsigned* hist_s) {
-  const bool per_query = a.granularity == selection_granularity::query_head;
-  const int group = a.shape.group_size();
-  const float* qb = a.q + static_cast<std::int64_t>(b) * a.shape.num_q_heads * D;
+// Fills q_s[u * D + j] with unit u's scoring query (zero for u >= nu) and zeroes the block's
+// histogram; ends with a barrier. Every thread calls it.
+template <int D, int UMAX>
+__device__ void tip_setup(const tip_args& a, int b, const tip_units& tu, float* q_s,
+                          unsigned* hist_s) {
   for (int i = threadIdx.x; i < UMAX * D; i += blockDim.x) {
     const int u = i / D, j = i % D;
-    float v = 0.0f;
-    if (u < tu.nu) {
-      const int unit = tu.unit0 + u;
-      const int first_q = per_query ? unit : unit * group;
-      const int dim = layout<St>::dim_at(st, h, j);
-      for (int k = 0; k < (per_query ? 1 : group); ++k) v += qb[(first_q + k) * D + dim];
-      v *= a.score_mask[unit * D + j];
-    }
-    q_s[i] = v;
+    q_s[i] = u < tu.nu
+                 ? a.q_tip[(static_cast<std::int64_t>(b) * tu.units + tu.unit0 + u) * D + j]
+                 : 0.0f;
   }
   for (int i = threadIdx.x; i < UMAX * topk_hist_bins; i += blockDim.x) hist_s[i] = 0;
   __syncthreads();
@@ -167,7 +156,7 @@ __global__ __launch_bounds__(tip_threads) void tip_scores(St st, const Elem* cac
   const tip_units tu = tip_units_of(a, h);
   const std::int64_t n = a.lengths[b];
   const bool histogram = a.budget.keep(n) < n;
-  tip_setup<St, D, UMAX>(st, a, b, h, tu, q_s, hist_s);
+  tip_setup<D, UMAX>(a, b, tu, q_s, hist_s);
 
   const Elem* base = cache + b * seq_elems;
   const int fw = layout<St>::first_width(st);
@@ -244,7 +233,7 @@ __global__ __launch_bounds__(tip_threads) void tip_scores_lanes(St st, const Ele
   const tip_units tu = tip_units_of(a, h);
   const std::int64_t n = a.lengths[b];
   const bool histogram = a.budget.keep(n) < n;
-  tip_setup<St, D, UMAX>(st, a, b, h, tu, q_s, hist_s);
+  tip_setup<D, UMAX>(a, b, tu, q_s, hist_s);
 
   const Elem* base = cache + b * seq_elems;
   const int fw = layout<St>::first_width(st);
