@@ -438,7 +438,9 @@ struct cuda_options_cli {
   std::string dump_dir;
   double max_gib = 100;
   double split_waves = 4;
-  int split_min_chunk = 256;
+  double split_gather_waves = 2;
+  int split_min_chunk = 64;
+  int split_max = 32;
 };
 }  // namespace fasa::tools
 
@@ -476,7 +478,9 @@ int run_cuda(const options& o, const fasa::tools::cuda_options_cli& c, bool budg
   g.dump_dir = c.dump_dir;
   g.max_gib = c.max_gib;
   g.split_waves = c.split_waves;
+  g.split_gather_waves = c.split_gather_waves;
   g.split_min_chunk = c.split_min_chunk;
+  g.split_max = c.split_max;
   try {
     return fasa::tools::run_cuda_bench(g);
   } catch (const std::exception& e) {
@@ -569,11 +573,18 @@ int main(int argc, char** argv) {
                  "holds at once (flash-decoding split count)")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 1000.0));
+  app.add_option("--split-gather-waves", cuda_only.split_gather_waves,
+                 "--backend cuda: the same for FASA-C's attention over the selected rows")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01, 1000.0));
   app.add_option("--split-min-chunk", cuda_only.split_min_chunk,
-                 "--backend cuda: tokens per attention split at least (budgets up to it run "
-                 "unsplit)")
+                 "--backend cuda: tokens per attention split at least")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 30));
+  app.add_option("--split-max", cuda_only.split_max,
+                 "--backend cuda: attention splits per unit at most (the merge walks them)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
   app.add_option("--bandwidth-mib", o.bandwidth_mib,
                  "Buffer size of the memory-bandwidth probe in MiB (0 skips it)")
       ->capture_default_str()

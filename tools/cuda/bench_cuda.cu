@@ -189,7 +189,8 @@ int run(const cuda_bench_options& o) {
 
       cuda::batch_decoder<Elem, selector::dense, storage::contiguous> dense(
           shape, batch, selector::dense{}, storage::contiguous::for_shape(shape));
-      const cuda::split_options splits{o.split_waves, o.split_min_chunk};
+      const cuda::split_options splits{o.split_waves, o.split_gather_waves, o.split_min_chunk,
+                                       o.split_max};
       dense.set_split_options(splits);
       dense.set_lengths(lengths);
       dense.fill_hashed(o.seed);

@@ -28,8 +28,10 @@ struct cuda_bench_options {
   std::string csv;       // one row per (context, batch, granularity, N_fac)
   std::string dump_dir;  // outputs and dominant dims for benchmarks/cuda/peers.py
   double max_gib = 100;  // skip cases whose caches would need more device memory
-  double split_waves = 4;    // cuda::split_options of both decoders
-  int split_min_chunk = 256;
+  double split_waves = 4;  // cuda::split_options of both decoders
+  double split_gather_waves = 2;
+  int split_min_chunk = 64;
+  int split_max = 32;
 };
 
 // Runs the sweep; prints the table, writes the CSV. Returns the process exit code.

@@ -62,10 +62,13 @@ struct stage_events {
               selected = nullptr, done = nullptr;
 };
 
-// How decode() splits a unit's tokens over attention blocks (flash-decoding).
+// How decode() splits a unit's tokens over attention blocks (flash-decoding). Defaults from
+// benchmarks/cuda/sweep_splits.sh on the H200 (NOTES.md, v8).
 struct split_options {
-  double waves = 4.0;  // blocks launched, in multiples of the blocks the GPU holds at once
-  int min_chunk = 256;  // tokens per split at least (rounded up to a multiple of 64)
+  double waves = 4.0;         // dense: blocks launched, in multiples of those the GPU holds at once
+  double gather_waves = 2.0;  // the same for FAC over gathered rows (short, latency-bound)
+  int min_chunk = 64;         // tokens per split at least (rounded up to a multiple of 64)
+  int max_splits = 32;        // splits per unit at most: the merge walks them one by one
 };
 
 template <class Elem, class Sel, class St>
@@ -414,9 +417,10 @@ class batch_decoder {
 
   // How the attention stage splits each unit's tokens (benchmarks sweep it).
   void set_split_options(const split_options& o) {
-    FASA_CHECK(o.waves > 0 && o.min_chunk >= 1,
-               "batch_decoder::set_split_options: waves must be > 0 and min_chunk >= 1, got ",
-               o.waves, " and ", o.min_chunk);
+    FASA_CHECK(o.waves > 0 && o.gather_waves > 0 && o.min_chunk >= 1 && o.max_splits >= 1,
+               "batch_decoder::set_split_options: waves and gather_waves must be > 0, min_chunk "
+               "and max_splits >= 1; got ",
+               o.waves, ", ", o.gather_waves, ", ", o.min_chunk, ", ", o.max_splits);
     split_ = o;
     if (max_len_ > 0) plan_splits();
   }
@@ -491,10 +495,10 @@ class batch_decoder {
     }
   }
 
-  // Chooses the attention split: about split_options::waves times as many blocks as the GPU
-  // holds resident (several waves of equal blocks let the block scheduler even out SMs that
-  // stream slower), each at least min_chunk tokens long (a split past its pipeline prologue;
-  // short budgets run unsplit and need no merge). The partial outputs are sized for it.
+  // Chooses the attention split: about split_options::waves (gather_waves for FAC) times as
+  // many blocks as the GPU holds resident (several waves of equal blocks let the block
+  // scheduler even out SMs that stream slower), at most max_splits per unit (the merge's serial
+  // walk), each at least min_chunk tokens long. The partial outputs are sized for it.
   void plan_splits() {
     std::int64_t count = max_len_;
     bool per_query = false;
@@ -508,10 +512,11 @@ class batch_decoder {
           cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
     });
     const std::int64_t units = per_query ? shape_.num_q_heads : shape_.num_kv_heads;
+    const double waves = Sel::kind == score_kind::none ? split_.waves : split_.gather_waves;
     const std::int64_t target = static_cast<std::int64_t>(
-        std::ceil(split_.waves * static_cast<double>(sms_) * std::max(per_sm, 1)));
-    const std::int64_t want_splits =
-        std::max<std::int64_t>(1, (target + batch_ * units - 1) / (batch_ * units));
+        std::ceil(waves * static_cast<double>(sms_) * std::max(per_sm, 1)));
+    const std::int64_t want_splits = std::clamp<std::int64_t>(
+        (target + batch_ * units - 1) / (batch_ * units), 1, split_.max_splits);
     std::int64_t chunk = (count + want_splits - 1) / want_splits;
     chunk = std::max<std::int64_t>(chunk, split_.min_chunk);
     chunk = (chunk + 63) / 64 * 64;
