@@ -440,7 +440,7 @@ struct cuda_options_cli {
   double split_waves = 4;
   double split_gather_waves = 2;
   int split_min_chunk = 64;
-  int split_max = 32;
+  int split_max = 16;
 };
 }  // namespace fasa::tools
 

@@ -31,7 +31,7 @@ struct cuda_bench_options {
   double split_waves = 4;  // cuda::split_options of both decoders
   double split_gather_waves = 2;
   int split_min_chunk = 64;
-  int split_max = 32;
+  int split_max = 16;
 };
 
 // Runs the sweep; prints the table, writes the CSV. Returns the process exit code.

@@ -68,7 +68,7 @@ struct split_options {
   double waves = 4.0;         // dense: blocks launched, in multiples of those the GPU holds at once
   double gather_waves = 2.0;  // the same for FAC over gathered rows (short, latency-bound)
   int min_chunk = 64;         // tokens per split at least (rounded up to a multiple of 64)
-  int max_splits = 32;        // splits per unit at most: the merge walks them one by one
+  int max_splits = 16;        // splits per unit at most: the merge walks them one by one
 };
 
 template <class Elem, class Sel, class St>

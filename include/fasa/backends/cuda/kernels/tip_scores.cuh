@@ -96,10 +96,12 @@ __device__ void tip_finish(const tip_args& a, int b, int h, const tip_units& tu,
   for (int i = threadIdx.x; i < tu.nu * topk_hist_bins; i += blockDim.x)
     if (hist_s[i] != 0) atomicAdd(&hist[i], hist_s[i]);
   __shared__ bool last;
-  __threadfence();
-  __syncthreads();
+  __syncthreads();  // the block's adds happen before thread 0's fence, which publishes them all
   unsigned* done = a.tip_done + static_cast<std::int64_t>(b) * a.shape.num_kv_heads + h;
-  if (threadIdx.x == 0) last = atomicAdd(done, 1u) + 1u == gridDim.x;
+  if (threadIdx.x == 0) {
+    __threadfence();
+    last = atomicAdd(done, 1u) + 1u == gridDim.x;
+  }
   __syncthreads();
   if (!last) return;
   __threadfence();
