@@ -291,15 +291,14 @@ class batch_decoder {
       // slab: 4; whole rows at d = 128: 16), else one thread per row.
       const int nv = score_width_ / vec;
       const int lpr = nv == 4 || nv == 8 || nv == 16 ? nv : 0;
-      const int per_kv = g == selection_granularity::query_head ? shape_.group_size() : 1;
-      const std::int64_t per_block = lpr > 0 ? kernels::tip_threads / lpr *
-                                                   kernels::tip_lane_rows(per_kv == 1 ? 1 : 2)
+      const std::int64_t per_block = lpr > 0 ? kernels::tip_threads / lpr * 4
                                              : kernels::tip_threads * kernels::tip_rows_per_thread;
       const std::int64_t want = std::max<std::int64_t>(
           1, std::int64_t{sms_} * 16 / (std::int64_t{shape_.num_kv_heads} * batch_));
       const dim3 tip_grid(
           static_cast<unsigned>(std::min((max_len_ + per_block - 1) / per_block, want)),
           static_cast<unsigned>(shape_.num_kv_heads), static_cast<unsigned>(batch_));
+      const int per_kv = g == selection_granularity::query_head ? shape_.group_size() : 1;
       launch_by_count(per_kv, [&](auto umax) {
         with_head_dim([&](auto dim) {
           constexpr int D = decltype(dim)::value, UMAX = decltype(umax)::value;

@@ -29,11 +29,6 @@ namespace fasa::cuda::kernels {
 
 inline constexpr int tip_threads = 256;
 inline constexpr int tip_rows_per_thread = 2;  // rows loaded together: more bytes in flight
-// Rows per thread and pass of tip_scores_lanes: 8 with one unit per row (kv_head), to keep more
-// loads in flight (ncu at 32K x 8: 46 % occupancy, latency-bound), 4 with several.
-__host__ __device__ constexpr int tip_lane_rows(int units_per_row) {
-  return units_per_row == 1 ? 8 : 4;
-}
 
 struct tip_args {
   attention_shape shape;
@@ -228,14 +223,14 @@ __global__ __launch_bounds__(tip_threads) void tip_scores(St st, const Elem* cac
 // measured faster there.
 // grid and block as tip_scores.
 template <class Elem, class St, int D, int UMAX, int LPR>
-__global__ __launch_bounds__(tip_threads, 4) void tip_scores_lanes(St st, const Elem* cache,
+__global__ __launch_bounds__(tip_threads) void tip_scores_lanes(St st, const Elem* cache,
                                                                 std::int64_t seq_elems,
                                                                 tip_args a) {
   constexpr int V = vec_elems<Elem>;
-  constexpr int RPT = tip_lane_rows(UMAX);
+  constexpr int RPT = 4;
   constexpr int ROWS = tip_threads / LPR;  // rows per load pass of the block
   static_assert(32 % LPR == 0, "a row's lanes must sit in one warp");
-  static_assert(UMAX == 1 || RPT <= LPR, "each of a pass's rows needs a lane to write it");
+  static_assert(RPT <= LPR, "each of a pass's rows needs a lane to write it");
   __shared__ float q_s[UMAX * D];
   __shared__ unsigned hist_s[UMAX * topk_hist_bins];
   const int b = blockIdx.z, h = blockIdx.y;
