@@ -89,7 +89,7 @@ __device__ __forceinline__ void tip_emit(const tip_args& a, float* scores, unsig
 // block then finds each unit's bin of the k-th best (topk_count_fields), clears the histograms
 // and resets the block counter. Every thread calls it.
 __device__ void tip_finish(const tip_args& a, int b, int h, const tip_units& tu, std::int64_t n,
-                           unsigned* hist_s) {
+                           const unsigned* hist_s) {
   __syncthreads();
   const std::int64_t row0 = static_cast<std::int64_t>(b) * tu.units + tu.unit0;
   unsigned* hist = a.hist + row0 * topk_hist_bins;
@@ -105,23 +105,17 @@ __device__ void tip_finish(const tip_args& a, int b, int h, const tip_units& tu,
   __syncthreads();
   if (!last) return;
   __threadfence();
-  // The units' histograms into the block's (already flushed) shared one, clearing them for the
-  // next step; then a warp per unit: each lane sums 32 consecutive bins (from the top), a warp
-  // scan finds the lane whose bins hold the k-th best, and that lane walks its bins.
-  for (int i = threadIdx.x; i < tu.nu * topk_hist_bins; i += blockDim.x) {
-    hist_s[i] = __ldcg(hist + i);
-    hist[i] = 0u;
-  }
-  __syncthreads();
+  // A warp per unit: each lane sums 32 consecutive bins (from the top), a warp scan finds the
+  // lane whose bins hold the k-th best, and that lane walks its bins.
   const std::int64_t k = a.budget.keep(n);
   constexpr int per_lane = topk_hist_bins / 32;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   for (int u = warp; u < tu.nu; u += blockDim.x / 32) {
-    const unsigned* hu = hist_s + u * topk_hist_bins;
+    unsigned* hu = hist + u * topk_hist_bins;
     const int top = topk_hist_bins - lane * per_lane;  // this lane's bins: [top - per_lane, top)
     unsigned local = 0;
-    for (int j = 0; j < per_lane; ++j)  // rotated by lane: no two lanes on one bank
-      local += hu[top - 1 - (j + lane) % per_lane];
+#pragma unroll 8
+    for (int j = 0; j < per_lane; ++j) local += __ldcg(hu + top - 1 - j);
     unsigned incl = local;  // inclusive scan over the lanes, highest bins first
 #pragma unroll
     for (int off = 1; off < 32; off *= 2) {
@@ -132,7 +126,7 @@ __device__ void tip_finish(const tip_args& a, int b, int h, const tip_units& tu,
     if (before < k && incl >= k) {  // exactly one lane: the k-th best is in its bins
       unsigned cum = before, bin = 0, above = 0;
       for (int j = 0; j < per_lane; ++j) {
-        const unsigned count = hu[top - 1 - j];
+        const unsigned count = __ldcg(hu + top - 1 - j);
         if (cum < k && cum + count >= k) {
           bin = static_cast<unsigned>(top - 1 - j);
           above = cum;
@@ -145,6 +139,8 @@ __device__ void tip_finish(const tip_args& a, int b, int h, const tip_units& tu,
       c[topk_bin] = bin;
       c[topk_above] = above;
     }
+    __syncwarp();  // the lane above has read its bins
+    for (int j = 0; j < per_lane; ++j) hu[top - 1 - j] = 0u;  // ready for the next step
   }
   if (threadIdx.x == 0) *done = 0u;
 }
