@@ -55,7 +55,8 @@ struct gpu_case {
 std::string describe(const gpu_case& c) {
   std::ostringstream os;
   os << "splits=" << c.splits.waves << "/" << c.splits.gather_waves << "/" << c.splits.min_chunk
-     << "/" << c.splits.max_splits << " d=" << c.head_dim << " heads=" << c.q_heads << "/" << c.kv_heads << " lengths=";
+     << "/" << c.splits.max_splits << " d=" << c.head_dim << " heads=" << c.q_heads << "/"
+     << c.kv_heads << " lengths=";
   for (int n : c.lengths) os << n << ',';
   os << " budget="
      << (c.budget.is_fraction() ? c.budget.fraction_value() : static_cast<double>(c.budget.count()))

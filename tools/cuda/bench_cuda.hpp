@@ -25,9 +25,9 @@ struct cuda_bench_options {
   int warmup = 5;
   bool distinct_group_fcs = false;
   std::uint32_t seed = 1;
-  std::string csv;       // one row per (context, batch, granularity, N_fac)
-  std::string dump_dir;  // outputs and dominant dims for benchmarks/cuda/peers.py
-  double max_gib = 100;  // skip cases whose caches would need more device memory
+  std::string csv;         // one row per (context, batch, granularity, N_fac)
+  std::string dump_dir;    // outputs and dominant dims for benchmarks/cuda/peers.py
+  double max_gib = 100;    // skip cases whose caches would need more device memory
   double split_waves = 4;  // cuda::split_options of both decoders
   double split_gather_waves = 2;
   int split_min_chunk = 64;

@@ -546,8 +546,8 @@ class batch_decoder {
   split_options split_{};
   device_buffer<float> q_att_, q_tip_, scores_, part_o_, part_lse_;
   device_buffer<std::int32_t> idx_, cand_;
-  device_buffer<unsigned> hist_;  // [rows, topk_hist_bins], then [rows, topk_count_fields]
-  device_buffer<unsigned> done_;  // TIP's finished blocks [batch, kv_heads]
+  device_buffer<unsigned> hist_;     // [rows, topk_hist_bins], then [rows, topk_count_fields]
+  device_buffer<unsigned> done_;     // TIP's finished blocks [batch, kv_heads]
   device_buffer<float> score_mask_;  // [units, head_dim]
   int sms_ = 0;
 };

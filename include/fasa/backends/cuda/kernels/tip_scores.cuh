@@ -35,7 +35,7 @@ struct tip_args {
   selection_granularity granularity;
   const float* q_tip;  // [batch, units, head_dim]: storage order, zero off the scored dims
   int width;           // storage positions scored (a multiple of the vector width)
-  const int* lengths;       // [batch]
+  const int* lengths;  // [batch]
   forced_tokens forced;
   token_budget budget = token_budget::all();  // rows that keep everything need no histogram
   float* scores;                              // [batch, units, score_stride]
@@ -66,9 +66,8 @@ __device__ void tip_setup(const tip_args& a, int b, const tip_units& tu, float* 
                           unsigned* hist_s) {
   for (int i = threadIdx.x; i < UMAX * D; i += blockDim.x) {
     const int u = i / D, j = i % D;
-    q_s[i] = u < tu.nu
-                 ? a.q_tip[(static_cast<std::int64_t>(b) * tu.units + tu.unit0 + u) * D + j]
-                 : 0.0f;
+    q_s[i] = u < tu.nu ? a.q_tip[(static_cast<std::int64_t>(b) * tu.units + tu.unit0 + u) * D + j]
+                       : 0.0f;
   }
   for (int i = threadIdx.x; i < UMAX * topk_hist_bins; i += blockDim.x) hist_s[i] = 0;
   __syncthreads();
@@ -139,8 +138,9 @@ __device__ void tip_finish(const tip_args& a, int b, int h, const tip_units& tu,
       c[topk_bin] = bin;
       c[topk_above] = above;
     }
-    __syncwarp();  // the lane above has read its bins
-    for (int j = 0; j < per_lane; ++j) hu[top - 1 - j] = 0u;  // ready for the next step
+    // Once the lane above has read its bins, clear them for the next step.
+    __syncwarp();
+    for (int j = 0; j < per_lane; ++j) hu[top - 1 - j] = 0u;
   }
   if (threadIdx.x == 0) *done = 0u;
 }

@@ -49,8 +49,8 @@ struct topk_args {
   const int* lengths;  // [batch]; row r belongs to sequence r / units
   int units;
   token_budget budget = token_budget::all();
-  unsigned* counts;  // [rows, topk_count_fields]
-  std::int32_t* out;     // [rows, out_stride]
+  unsigned* counts;   // [rows, topk_count_fields]
+  std::int32_t* out;  // [rows, out_stride]
   std::int64_t out_stride;
   std::int32_t* cand;  // scratch [rows, 2, cand_stride]
   std::int64_t cand_stride;
