@@ -32,6 +32,7 @@
 #endif
 
 #include "fasa/backends/cpu/eigen.hpp"
+#include "fasa/backends/cuda/split_options.hpp"
 #include "fasa/fasa.hpp"
 
 #if FASA_BENCH_HAS_CUDA
@@ -437,10 +438,7 @@ struct cuda_options_cli {
   std::string dtype = "bf16";
   std::string dump_dir;
   double max_gib = 100;
-  double split_waves = 4;
-  double split_gather_waves = 2;
-  int split_min_chunk = 64;
-  int split_max = 16;
+  fasa::cuda::split_options splits;
 };
 }  // namespace fasa::tools
 
@@ -477,10 +475,7 @@ int run_cuda(const options& o, const fasa::tools::cuda_options_cli& c, bool budg
   g.dtype = c.dtype;
   g.dump_dir = c.dump_dir;
   g.max_gib = c.max_gib;
-  g.split_waves = c.split_waves;
-  g.split_gather_waves = c.split_gather_waves;
-  g.split_min_chunk = c.split_min_chunk;
-  g.split_max = c.split_max;
+  g.splits = c.splits;
   try {
     return fasa::tools::run_cuda_bench(g);
   } catch (const std::exception& e) {
@@ -568,20 +563,20 @@ int main(int argc, char** argv) {
   app.add_option("--max-gib", cuda_only.max_gib,
                  "--backend cuda: skip cases whose caches need more device memory than this")
       ->capture_default_str();
-  app.add_option("--split-waves", cuda_only.split_waves,
+  app.add_option("--split-waves", cuda_only.splits.waves,
                  "--backend cuda: attention blocks launched, in multiples of the blocks the GPU "
                  "holds at once (flash-decoding split count)")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 1000.0));
-  app.add_option("--split-gather-waves", cuda_only.split_gather_waves,
+  app.add_option("--split-gather-waves", cuda_only.splits.gather_waves,
                  "--backend cuda: the same for FASA-C's attention over the selected rows")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 1000.0));
-  app.add_option("--split-min-chunk", cuda_only.split_min_chunk,
+  app.add_option("--split-min-chunk", cuda_only.splits.min_chunk,
                  "--backend cuda: tokens per attention split at least")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 30));
-  app.add_option("--split-max", cuda_only.split_max,
+  app.add_option("--split-max", cuda_only.splits.max_splits,
                  "--backend cuda: attention splits per unit at most (the merge walks them)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));

@@ -189,9 +189,7 @@ int run(const cuda_bench_options& o) {
 
       cuda::batch_decoder<Elem, selector::dense, storage::contiguous> dense(
           shape, batch, selector::dense{}, storage::contiguous::for_shape(shape));
-      const cuda::split_options splits{o.split_waves, o.split_gather_waves, o.split_min_chunk,
-                                       o.split_max};
-      dense.set_split_options(splits);
+      dense.set_split_options(o.splits);
       dense.set_lengths(lengths);
       dense.fill_hashed(o.seed);
       const graph dense_graph(stream, [&] { dense.decode(q.data(), out_dense.data(), stream); });
@@ -211,7 +209,7 @@ int run(const cuda_bench_options& o) {
         const dominant_plan plan(pe, shape, g, fcs, cuda::vec_elems<Elem>);
         cuda::batch_decoder<Elem, selector::fasa_tip, storage::split_dominant> fasa(
             shape, batch, plan.tip(token_budget::tokens(max_budget)), plan.storage());
-        fasa.set_split_options(splits);
+        fasa.set_split_options(o.splits);
         fasa.set_lengths(lengths);
         fasa.fill_hashed(o.seed);
         for (std::int64_t n_fac : o.budgets) {

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "fasa/backends/cuda/split_options.hpp"
+
 namespace fasa::tools {
 
 struct cuda_bench_options {
@@ -25,13 +27,10 @@ struct cuda_bench_options {
   int warmup = 5;
   bool distinct_group_fcs = false;
   std::uint32_t seed = 1;
-  std::string csv;         // one row per (context, batch, granularity, N_fac)
-  std::string dump_dir;    // outputs and dominant dims for benchmarks/cuda/peers.py
-  double max_gib = 100;    // skip cases whose caches would need more device memory
-  double split_waves = 4;  // cuda::split_options of both decoders
-  double split_gather_waves = 2;
-  int split_min_chunk = 64;
-  int split_max = 16;
+  std::string csv;             // one row per (context, batch, granularity, N_fac)
+  std::string dump_dir;        // outputs and dominant dims for benchmarks/cuda/peers.py
+  double max_gib = 100;        // skip cases whose caches would need more device memory
+  cuda::split_options splits;  // of both decoders
 };
 
 // Runs the sweep; prints the table, writes the CSV. Returns the process exit code.

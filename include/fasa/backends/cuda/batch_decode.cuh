@@ -32,6 +32,7 @@
 #include "fasa/backends/cuda/kernels/prepare.cuh"
 #include "fasa/backends/cuda/kernels/tip_scores.cuh"
 #include "fasa/backends/cuda/kernels/topk_radix.cuh"
+#include "fasa/backends/cuda/split_options.hpp"
 #include "fasa/policies/concepts.hpp"
 #include "fasa/policies/selector/dense.hpp"
 #include "fasa/policies/selector/fasa_tip.hpp"
@@ -60,15 +61,6 @@ inline selector::fasa_tip device_copy(const selector::fasa_tip& s,
 struct stage_events {
   cudaEvent_t start = nullptr, prepared = nullptr, scored = nullptr, filtered = nullptr,
               selected = nullptr, done = nullptr;
-};
-
-// How decode() splits a unit's tokens over attention blocks (flash-decoding). Defaults from
-// benchmarks/cuda/sweep_splits.sh on the H200 (NOTES.md, v8).
-struct split_options {
-  double waves = 4.0;         // dense: blocks launched, in multiples of those the GPU holds at once
-  double gather_waves = 2.0;  // the same for FAC over gathered rows (short, latency-bound)
-  int min_chunk = 64;         // tokens per split at least (rounded up to a multiple of 64)
-  int max_splits = 16;        // splits per unit at most: the merge walks them one by one
 };
 
 template <class Elem, class Sel, class St>

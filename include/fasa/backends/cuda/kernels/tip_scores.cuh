@@ -138,9 +138,7 @@ __device__ void tip_finish(const tip_args& a, int b, int h, const tip_units& tu,
       c[topk_bin] = bin;
       c[topk_above] = above;
     }
-    // Once the lane above has read its bins, clear them for the next step.
-    __syncwarp();
-    for (int j = 0; j < per_lane; ++j) hu[top - 1 - j] = 0u;
+    for (int j = 0; j < per_lane; ++j) hu[top - 1 - j] = 0u;  // each lane its own bins
   }
   if (threadIdx.x == 0) *done = 0u;
 }

@@ -1,0 +1,18 @@
+// SPDX-FileCopyrightText: 2026 The fasa authors
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// How cuda::batch_decoder splits a unit's tokens over attention blocks (flash-decoding). Plain
+// C++ (no CUDA types), so host code such as fasa-bench's flags can hold it too. Defaults from
+// benchmarks/cuda/sweep_splits.sh on the H200 (benchmarks/cuda/NOTES.md, v8).
+
+namespace fasa::cuda {
+
+struct split_options {
+  double waves = 4.0;         // dense: blocks launched, in multiples of those the GPU holds at once
+  double gather_waves = 2.0;  // the same for FAC over gathered rows (short, latency-bound)
+  int min_chunk = 64;         // tokens per split at least (rounded up to a multiple of 64)
+  int max_splits = 16;        // splits per unit at most: the merge walks them one by one
+};
+
+}  // namespace fasa::cuda
