@@ -580,6 +580,11 @@ int main(int argc, char** argv) {
                  "--backend cuda: attention splits per unit at most (the merge walks them)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
+  app.add_option("--split-tip-waves", cuda_only.splits.tip_waves,
+                 "--backend cuda: TIP blocks launched, in multiples of the blocks the GPU holds "
+                 "at once (each strides over its share of the cached rows)")
+      ->capture_default_str()
+      ->check(CLI::Range(1e-6, 1000.0));
   app.add_option("--bandwidth-mib", o.bandwidth_mib,
                  "Buffer size of the memory-bandwidth probe in MiB (0 skips it)")
       ->capture_default_str()

@@ -55,8 +55,8 @@ struct gpu_case {
 std::string describe(const gpu_case& c) {
   std::ostringstream os;
   os << "splits=" << c.splits.waves << "/" << c.splits.gather_waves << "/" << c.splits.min_chunk
-     << "/" << c.splits.max_splits << " d=" << c.head_dim << " heads=" << c.q_heads << "/"
-     << c.kv_heads << " lengths=";
+     << "/" << c.splits.max_splits << "/" << c.splits.tip_waves << " d=" << c.head_dim
+     << " heads=" << c.q_heads << "/" << c.kv_heads << " lengths=";
   for (int n : c.lengths) os << n << ',';
   os << " budget="
      << (c.budget.is_fraction() ? c.budget.fraction_value() : static_cast<double>(c.budget.count()))
@@ -277,9 +277,13 @@ TEST_CASE("cuda: variants against the CPU reference, GQA 4, head_dim 128, bf16")
       check_all_variants<__nv_bfloat16>(c);
     }
   }
-  // Many short splits: every unit's merge by its last split block.
-  c.splits = fasa::cuda::split_options{64.0, 64.0, 1, 1000};
+  // Many short splits: every unit's merge by its last split block; as many TIP blocks as rows
+  // allow, each one pass.
+  c.splits = fasa::cuda::split_options{64.0, 64.0, 1, 1000, 64.0};
   c.budget = token_budget::tokens(700);
+  check_all_variants<__nv_bfloat16>(c);
+  // One TIP block per (sequence, KV head), striding over every row.
+  c.splits = fasa::cuda::split_options{4.0, 2.0, 64, 16, 1e-6};
   check_all_variants<__nv_bfloat16>(c);
 }
 
@@ -354,7 +358,9 @@ TEST_CASE("cuda: bad input is refused with a message") {
   CHECK_THROWS_WITH_AS(dec.set_lengths(std::vector<int>{3}), doctest::Contains("1 lengths"),
                        fasa::error);
   CHECK_THROWS_WITH_AS(dec.set_split_options(fasa::cuda::split_options{0.0, 2.0, 64, 32}),
-                       doctest::Contains("waves and gather_waves must be > 0"), fasa::error);
+                       doctest::Contains("tip_waves must be > 0"), fasa::error);
+  CHECK_THROWS_WITH_AS(dec.set_split_options(fasa::cuda::split_options{4.0, 2.0, 64, 32, 0.0}),
+                       doctest::Contains("tip_waves must be > 0"), fasa::error);
   CHECK_THROWS_WITH_AS(dec.decode(nullptr, nullptr), doctest::Contains("set_lengths first"),
                        fasa::error);
   const auto pe = fasa::positional::rope::interleaved(64, 10000.0);

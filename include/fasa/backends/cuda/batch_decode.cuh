@@ -285,16 +285,23 @@ class batch_decoder {
       const int lpr = nv == 4 || nv == 8 || nv == 16 ? nv : 0;
       const std::int64_t per_block = lpr > 0 ? kernels::tip_threads / lpr * 4
                                              : kernels::tip_threads * kernels::tip_rows_per_thread;
-      const std::int64_t want = std::max<std::int64_t>(
-          1, std::int64_t{sms_} * 16 / (std::int64_t{shape_.num_kv_heads} * batch_));
-      const dim3 tip_grid(
-          static_cast<unsigned>(std::min((max_len_ + per_block - 1) / per_block, want)),
-          static_cast<unsigned>(shape_.num_kv_heads), static_cast<unsigned>(batch_));
       const int per_kv = g == selection_granularity::query_head ? shape_.group_size() : 1;
       launch_by_count(per_kv, [&](auto umax) {
         with_head_dim([&](auto dim) {
           constexpr int D = decltype(dim)::value, UMAX = decltype(umax)::value;
           const auto launch = [&](auto kernel) {
+            // split_options::tip_waves times the blocks the GPU holds at once, shared by the
+            // (sequence, KV head) pairs, never more than the rows need. The kernel is the same
+            // at every step, so its occupancy is asked once.
+            if (tip_per_sm_ == 0)
+              FASA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                  &tip_per_sm_, kernel, kernels::tip_threads, 0));
+            const std::int64_t want = std::max<std::int64_t>(
+                1, static_cast<std::int64_t>(split_.tip_waves * sms_ * std::max(tip_per_sm_, 1)) /
+                       (std::int64_t{shape_.num_kv_heads} * batch_));
+            const dim3 tip_grid(
+                static_cast<unsigned>(std::min((max_len_ + per_block - 1) / per_block, want)),
+                static_cast<unsigned>(shape_.num_kv_heads), static_cast<unsigned>(batch_));
             kernel<<<tip_grid, kernels::tip_threads, 0, stream>>>(st_dev_, cache_.data(),
                                                                   seq_elements(), t);
           };
@@ -409,10 +416,12 @@ class batch_decoder {
 
   // How the attention stage splits each unit's tokens (benchmarks sweep it).
   void set_split_options(const split_options& o) {
-    FASA_CHECK(o.waves > 0 && o.gather_waves > 0 && o.min_chunk >= 1 && o.max_splits >= 1,
-               "batch_decoder::set_split_options: waves and gather_waves must be > 0, min_chunk "
-               "and max_splits >= 1; got ",
-               o.waves, ", ", o.gather_waves, ", ", o.min_chunk, ", ", o.max_splits);
+    FASA_CHECK(o.waves > 0 && o.gather_waves > 0 && o.tip_waves > 0 && o.min_chunk >= 1 &&
+                   o.max_splits >= 1,
+               "batch_decoder::set_split_options: waves, gather_waves and tip_waves must be > 0, "
+               "min_chunk and max_splits >= 1; got ",
+               o.waves, ", ", o.gather_waves, ", ", o.tip_waves, ", ", o.min_chunk, ", ",
+               o.max_splits);
     split_ = o;
     if (max_len_ > 0) plan_splits();
   }
@@ -536,6 +545,7 @@ class batch_decoder {
   std::int64_t score_stride_ = 0;
   int chunk_ = 0, max_splits_ = 0;
   split_options split_{};
+  int tip_per_sm_ = 0;  // TIP blocks resident per SM (asked on the first step)
   device_buffer<float> q_att_, q_tip_, scores_, part_o_, part_lse_;
   device_buffer<std::int32_t> idx_, cand_;
   device_buffer<unsigned> hist_;     // [rows, topk_hist_bins], then [rows, topk_count_fields]
