@@ -7,7 +7,7 @@
 # writes one CSV: the bench's columns after the five options. Usage:
 #   bash benchmarks/cuda/sweep_splits.sh [out.csv]
 # Binaries: .device/bin (see stage.sh). FASA_SWEEP_CONFIGS: space-separated
-# waves:gather_waves:min_chunk:max_splits[:tip_waves] (tip_waves 4 when left out);
+# waves:gather_waves:min_chunk:max_splits[:tip_waves] (tip_waves 1 when left out);
 # FASA_SWEEP_ARGS: the cases (fasa-bench flags).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -19,7 +19,7 @@ read -r -a cases <<<"${FASA_SWEEP_ARGS:---contexts 8192,32768,131072 --batches 1
 first=1
 for cfg in "${configs[@]}"; do
   IFS=: read -r waves gather min_chunk max_splits tip_waves <<<"$cfg"
-  tip_waves="${tip_waves:-4}"
+  tip_waves="${tip_waves:-1}"
   "$bin/fasa-bench" --backend cuda --heads 32 --kv-heads 8 --head-dim 128 --n-tip 16 \
     --granularity kv_head,query_head --reps 10 "${cases[@]}" --split-waves "$waves" \
     --split-gather-waves "$gather" --split-min-chunk "$min_chunk" --split-max "$max_splits" \

@@ -5,7 +5,7 @@
 // How cuda::batch_decoder spreads a step over blocks: a unit's tokens over attention blocks
 // (flash-decoding) and the cached rows over TIP blocks. Plain
 // C++ (no CUDA types), so host code such as fasa-bench's flags can hold it too. Defaults from
-// benchmarks/cuda/sweep_splits.sh on the H200 (benchmarks/cuda/NOTES.md, v8).
+// benchmarks/cuda/sweep_splits.sh on the H200 (benchmarks/cuda/NOTES.md, v8 and v9).
 
 namespace fasa::cuda {
 
@@ -14,7 +14,7 @@ struct split_options {
   double gather_waves = 2.0;  // the same for FAC over gathered rows (short, latency-bound)
   int min_chunk = 64;         // tokens per split at least (rounded up to a multiple of 64)
   int max_splits = 16;        // splits per unit at most: the merge walks them one by one
-  double tip_waves = 4.0;     // TIP: blocks launched, in multiples of those the GPU holds at once
+  double tip_waves = 1.0;     // TIP: blocks launched, in multiples of those the GPU holds at once
 };
 
 }  // namespace fasa::cuda
