@@ -33,6 +33,10 @@
 #include "fasa/model/llama.hpp"
 #include "fasa/model/tokenizer_bpe.hpp"
 
+#if defined(FASA_TOOLS_HAVE_CUDA)
+#include "cuda/layers_cuda.hpp"
+#endif
+
 namespace fasa::tools {
 
 namespace fs = std::filesystem;
@@ -323,7 +327,7 @@ inline calib::dominant_fc_sets dominant_sets_for(const calib::calibration& cal, 
 
 struct attention_options {
   std::string selector = "fasa";  // dense | oracle | fasa
-  std::string backend = "eigen";  // eigen | reference
+  std::string backend = "eigen";  // eigen | reference | cuda | cuda-fp16 | cuda-fp32
   double budget = 256;            // >= 1: tokens; in (0, 1): a fraction of the context
   int n_tip = 0;                  // 0: head_dim / 8 (the paper's 16 of 64 FCs at d = 128)
   selection_granularity granularity = selection_granularity::query_head;
@@ -371,11 +375,54 @@ std::vector<std::unique_ptr<model::layer_attention>> build_attention_on(
   FASA_FAIL("unknown selector '", o.selector, "'; known: dense, oracle, fasa");
 }
 
+// The backends a model tool's --backend takes, for its help text.
+inline constexpr const char* backend_help =
+    "attention backend: eigen (CPU), reference (the naive CPU oracle, slow), or cuda / "
+    "cuda-fp16 / cuda-fp32 (every layer's cache on the GPU, bf16 / fp16 / fp32 elements; builds "
+    "with CUDA only)";
+
+inline bool is_cuda_backend(const std::string& b) {
+  return b == "cuda" || b == "cuda-fp16" || b == "cuda-fp32";
+}
+
+inline void check_backend_name(const std::string& b) {
+  FASA_CHECK(b == "eigen" || b == "reference" || is_cuda_backend(b), "unknown backend '", b,
+             "'; known: eigen, reference, cuda, cuda-fp16, cuda-fp32");
+}
+
+// The attentions of --backend cuda[-fp16|-fp32]: the same compositions on backend::cuda.
+inline std::vector<std::unique_ptr<model::layer_attention>> build_cuda_attention(
+    const model::llama_config& c, const attention_options& o, const calib::calibration* cal) {
+#if defined(FASA_TOOLS_HAVE_CUDA)
+  const positional::fc_mapping mapping =
+      cal ? cal->rope.mapping : positional::fc_mapping::rotation_pairs;
+  cuda_layers_request r(model::stack_of(c, o.capacity, mapping));
+  r.selector = o.selector;
+  r.element = o.backend == "cuda" ? "bf16" : o.backend.substr(5);
+  r.plan.capacity = o.capacity;
+  r.plan.dense_layers = o.dense_layers;
+  r.plan.mapping = mapping;
+  r.budget = parse_budget(o.budget);
+  r.granularity = o.granularity;
+  if (o.selector == "fasa") {
+    FASA_CHECK(cal != nullptr, "the fasa selector needs a calibration");
+    r.dominant = dominant_sets_for(*cal, r.budget, o.n_tip, c.head_dim);
+  }
+  return build_cuda_layers(r);
+#else
+  (void)c, (void)cal;
+  FASA_FAIL("--backend ", o.backend,
+            ": this build has no CUDA backend (configure with -DFASA_ENABLE_CUDA=ON where nvcc "
+            "is found)");
+#endif
+}
+
 inline std::vector<std::unique_ptr<model::layer_attention>> build_attention(
     const model::llama_config& c, const attention_options& o, const calib::calibration* cal) {
   if (o.backend == "eigen") return build_attention_on<backend::cpu_eigen>(c, o, cal);
   if (o.backend == "reference") return build_attention_on<backend::cpu_reference>(c, o, cal);
-  FASA_FAIL("unknown backend '", o.backend, "'; known: eigen, reference");
+  check_backend_name(o.backend);
+  return build_cuda_attention(c, o, cal);
 }
 
 // KV bytes every layer read at the last decode step, summed over layers.

@@ -36,7 +36,7 @@ int main(int argc, char** argv) {
   app.add_option("--top-p", top_p, "nucleus sampling mass, in (0, 1]")->capture_default_str();
   app.add_option("--seed", seed, "sampling seed")->capture_default_str();
   app.add_option("--selector", o.selector, "dense | oracle | fasa")->capture_default_str();
-  app.add_option("--backend", o.backend, "eigen | reference")->capture_default_str();
+  app.add_option("--backend", o.backend, backend_help)->capture_default_str();
   app.add_option("--budget", o.budget, "tokens kept per step (N_fac), or a fraction < 1")
       ->capture_default_str();
   app.add_option("--n-tip", o.n_tip, "dominant FCs per head (0: head_dim/8)")

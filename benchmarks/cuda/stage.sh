@@ -3,7 +3,7 @@
 # SPDX-License-Identifier: Apache-2.0
 #
 # Stages what a GPU run carries into .device/ (git-ignored): the GPU test and benchmark
-# binaries built here (same nvcc 13.0 as the GPU machine; CUDA runtime linked statically) and a
+# binaries and fasa-eval (its --backend cuda runs a real model's attention on the GPU) built here (same nvcc 13.0 as the GPU machine; CUDA runtime linked statically) and a
 # copy of nlohmann_json's headers and CMake package, which the GPU machine lacks, for the
 # fallback build in benchmarks/cuda/run.sh. Usage: bash benchmarks/cuda/stage.sh [build-dir]
 set -euo pipefail
@@ -12,9 +12,9 @@ build="${1:-build/device-stage}"
 # A portable build (no -march=native: the GPU machine has another CPU).
 [ -f "$build/CMakeCache.txt" ] || cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DFASA_BENCH_NATIVE=OFF \
   -DFASA_ENABLE_CUDA=ON -DFASA_REQUIRE_CUDA=ON -DFASA_BUILD_EXAMPLES=OFF -DFASA_INSTALL=OFF >/dev/null
-cmake --build "$build" --target fasa_gpu_tests fasa-bench -j "$(nproc)"
+cmake --build "$build" --target fasa_gpu_tests fasa-bench fasa-eval -j "$(nproc)"
 mkdir -p .device/bin .device/prefix/include .device/prefix/share/cmake
-cp "$build/tests/fasa_gpu_tests" "$build/tools/fasa-bench" .device/bin/
+cp "$build/tests/fasa_gpu_tests" "$build/tools/fasa-bench" "$build/tools/fasa-eval" .device/bin/
 # what the binaries were built from, printed by run.sh with every result
 git describe --always --dirty >.device/bin/BUILD
 json_cmake="$(dirname "$(find /usr/share/cmake /usr/lib/cmake /usr/local -name nlohmann_jsonConfig.cmake 2>/dev/null | head -n 1)")"

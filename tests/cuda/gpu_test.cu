@@ -9,18 +9,23 @@
 //  - Outputs: the reference backend's attention over the same kept tokens, on the same
 //    bf16/fp16-rounded keys and values, within the bf16/fp16 tolerance; outputs are poisoned
 //    with NaN first, so an unwritten element fails.
+// The same checks for SparseAttention composed on backend::cuda (prefill, decode steps, a reset)
+// against the reference backend's state.
 // Without a GPU the executable prints why and exits with 77, which ctest reports as skipped.
 
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <numeric>
 
 #include "fasa/backends/cpu/reference.hpp"
+#include "fasa/backends/cuda/backend.cuh"
 #include "fasa/backends/cuda/batch_decode.cuh"
 #include "fasa/compose/dominant_plan.hpp"
+#include "fasa/compose/variants.hpp"
 #include "fasa/policies/positional/rope.hpp"
 #include "support.hpp"
 
@@ -260,6 +265,135 @@ void check_all_variants(const gpu_case& c) {
   SUBCASE("oracle, split_dominant") { check_variant<Elem>(c, oracle, plan.storage()); }
 }
 
+// ---- SparseAttention<..., backend::cuda<E>> -----------------------------------------------
+
+// The reference's state with every cached value rounded as the GPU cache stores it.
+template <class Elem>
+fasa::cpu::host_state rounded_state(const fasa::cpu::host_state& s) {
+  fasa::cpu::host_state r = s;
+  for (auto& x : r.cache) x = round_to<Elem>(x);
+  return r;
+}
+
+// Runs one composition on the GPU and on the reference backend side by side: a prefill of
+// `prefill` tokens, `steps` decode steps, then reset() and a shorter prefill + two steps. The
+// reference's cache (rounded to the GPU's element type) is the oracle: prefill outputs are
+// its causal attention, each decode step's selection must be a valid top-k of scores
+// recomputed in double from it, and the output its attention over that selection.
+template <fasa::backend::device_element E, class Sel, class St>
+void check_sparse_attention(const attention_shape& shape, const Sel& sel, const St& st, int prefill,
+                            int steps, std::uint32_t seed) {
+  using Elem = fasa::cuda::detail::element_t<E>;
+  using ref_impl = fasa::backend_impl<fasa::backend::cpu_reference>;
+  const auto pe = fasa::positional::rope::interleaved(shape.head_dim, 10000.0);
+  fasa::SparseAttention<fasa::positional::rope, Sel, St, fasa::backend::cuda<E>> gpu(shape, pe, sel,
+                                                                                     st);
+  fasa::SparseAttention<fasa::positional::rope, Sel, St, fasa::backend::cpu_reference> ref(
+      shape, pe, sel, st);
+  const std::size_t qrow = static_cast<std::size_t>(shape.num_q_heads) * shape.head_dim;
+  const std::size_t kvrow = static_cast<std::size_t>(shape.num_kv_heads) * shape.head_dim;
+  const auto tol = std::is_same_v<Elem, float> ? fasa::test::fp32_tol : fasa::test::bf16_tol;
+  const auto rotated = [&](const float* q, std::int64_t pos) {
+    std::vector<float> r(q, q + qrow);
+    for (int h = 0; h < shape.num_q_heads; ++h) pe.rotate(r.data() + h * shape.head_dim, pos);
+    return r;
+  };
+  for (int round = 0; round < 2; ++round) {
+    const int n0 = round == 0 ? prefill : prefill / 3;
+    INFO("round ", round, " (prefill ", n0, ")");
+    const auto q = fasa::test::random_vector(n0 * qrow, seed + 10u * round + 1u);
+    const auto k = fasa::test::random_vector(n0 * kvrow, seed + 10u * round + 2u);
+    const auto v = fasa::test::random_vector(n0 * kvrow, seed + 10u * round + 3u);
+    std::vector<float> out_gpu(q.size(), std::nanf("")), out_ref(q.size());
+    gpu.prefill(q, k, v, out_gpu);
+    ref.prefill(q, k, v, out_ref);
+    {
+      const fasa::cpu::host_state hs = rounded_state<Elem>(ref.backend_state());
+      std::vector<float> q_rot;
+      for (int i = 0; i < n0; ++i) {
+        const auto r = rotated(q.data() + i * qrow, i);
+        q_rot.insert(q_rot.end(), r.begin(), r.end());
+      }
+      std::vector<float> want(q.size());
+      ref_impl::prefill(fasa::backend::cpu_reference{}, st, shape, hs, q_rot.data(), 0, n0,
+                        want.data());
+      fasa::test::check_close(out_gpu, want, tol, "prefill output");
+    }
+    const int last_round_steps = round == 0 ? steps : 2;
+    for (int step = 0; step < last_round_steps; ++step) {
+      const std::int64_t pos = gpu.size();
+      INFO("decode step at position ", pos);
+      const auto qs = fasa::test::random_vector(qrow, seed + 1000u + 7u * step + 100u * round);
+      const auto ks = fasa::test::random_vector(kvrow, seed + 1001u + 7u * step + 100u * round);
+      const auto vs = fasa::test::random_vector(kvrow, seed + 1002u + 7u * step + 100u * round);
+      std::vector<float> o_gpu(qrow, std::nanf("")), o_ref(qrow);
+      const fasa::step_stats stats = gpu.decode(qs, ks, vs, o_gpu);
+      ref.decode(qs, ks, vs, o_ref);
+      const std::int64_t t = pos + 1;
+      CHECK(stats.context == t);
+      const fasa::cpu::host_state hs = rounded_state<Elem>(ref.backend_state());
+      const auto q_rot = rotated(qs.data(), pos);
+      const fasa::selection& chosen = gpu.last_selection();
+      if (!chosen.all) {
+        CHECK(chosen.per_unit == sel.keep(t));
+        for (int u = 0; u < chosen.units; ++u) {
+          INFO("unit ", u);
+          const auto span = chosen.unit_tokens(u);
+          const std::vector<std::int32_t> got(span.begin(), span.end());
+          CHECK(std::is_sorted(got.begin(), got.end()));
+          std::string why;
+          CHECK_MESSAGE(valid_selection(reference_scores(sel, st, shape, hs, q_rot.data(), u, t),
+                                        got, static_cast<std::size_t>(chosen.per_unit), {}, why),
+                        why);
+        }
+      }
+      std::vector<float> want(qrow);
+      ref_impl::attend(fasa::backend::cpu_reference{}, st, shape, hs, q_rot.data(), t, chosen,
+                       want.data());
+      fasa::test::check_close(o_gpu, want, tol, "decode output");
+    }
+    gpu.reset();
+    ref.reset();
+  }
+}
+
+template <fasa::backend::device_element E>
+void check_sparse_attention_compositions(const attention_shape& shape, std::uint32_t seed) {
+  const auto pe = fasa::positional::rope::interleaved(shape.head_dim, 10000.0);
+  const auto contiguous = fasa::storage::contiguous::for_shape(shape);
+  {
+    INFO("dense");
+    check_sparse_attention<E>(shape, fasa::selector::dense{}, contiguous, 301, 3, seed);
+  }
+  for (auto g : {selection_granularity::query_head, selection_granularity::kv_head}) {
+    INFO("granularity ", fasa::to_string(g));
+    gpu_case c;
+    c.head_dim = shape.head_dim;
+    c.q_heads = shape.num_q_heads;
+    c.kv_heads = shape.num_kv_heads;
+    c.granularity = g;
+    const fasa::dominant_plan plan(pe, shape, g, random_fcs(c, seed),
+                                   fasa::backend::cuda<E>::slab_multiple);
+    fasa::selector::oracle_topk oracle;
+    oracle.budget = token_budget::tokens(40);
+    oracle.mode = g;
+    {
+      INFO("oracle, 40 tokens");
+      check_sparse_attention<E>(shape, oracle, contiguous, 301, 3, seed);
+    }
+    {
+      INFO("fasa_c, 40 tokens");
+      check_sparse_attention<E>(shape, plan.tip(token_budget::tokens(40)), plan.storage(), 301, 4,
+                                seed);
+    }
+    {
+      INFO("fasa_c, 10 %");
+      check_sparse_attention<E>(shape, plan.tip(token_budget::fraction(0.1)), plan.storage(), 650,
+                                3, seed);
+    }
+  }
+}
+
 bool have_gpu() {
   int n = 0;
   return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
@@ -370,6 +504,45 @@ TEST_CASE("cuda: bad input is refused with a message") {
                                                   fasa::storage::split_dominant>(
                            ok, 1, unaligned.tip(token_budget::tokens(4)), unaligned.storage())),
                        doctest::Contains("slab_multiple = 8"), fasa::error);
+}
+
+TEST_CASE("cuda: SparseAttention on backend::cuda against the reference backend, fp32, d 64") {
+  check_sparse_attention_compositions<fasa::backend::device_element::fp32>(
+      attention_shape{8, 2, 64, 700}, 11u);
+}
+
+TEST_CASE("cuda: SparseAttention on backend::cuda against the reference backend, bf16, d 128") {
+  check_sparse_attention_compositions<fasa::backend::device_element::bf16>(
+      attention_shape{9, 3, 128, 700}, 12u);
+}
+
+TEST_CASE("cuda: backend::cuda refuses what it cannot run, with a message") {
+  const attention_shape shape{4, 2, 64, 64};
+  const auto pe = fasa::positional::rope::interleaved(64, 10000.0);
+  // A plan whose slab is not whole 16-byte vectors of bf16.
+  const fasa::dominant_plan unaligned(pe, shape, selection_granularity::kv_head,
+                                      {{1, 2, 3}, {4, 5, 6}});
+  fasa::SparseAttention<fasa::positional::rope, fasa::selector::fasa_tip,
+                        fasa::storage::split_dominant, fasa::backend::cuda<>>
+      attn(shape, pe, unaligned.tip(token_budget::tokens(4)), unaligned.storage());
+  const auto kv = fasa::test::random_vector(10 * 2 * 64, 3u);
+  attn.append(kv, kv);
+  std::vector<float> q(4 * 64, 0.5f), k(2 * 64, 0.5f), out(4 * 64);
+  CHECK_THROWS_WITH_AS(attn.decode(q, k, k, out), doctest::Contains("slab_multiple = 8"),
+                       fasa::error);
+  // attend() over a selection that its select() did not make.
+  using impl = fasa::backend_impl<fasa::backend::cuda<>>;
+  const auto contiguous = fasa::storage::contiguous::for_shape(shape);
+  impl::state s;
+  impl::init({}, contiguous, s);
+  impl::append({}, contiguous, s, 0, k.data(), k.data());
+  fasa::selection foreign;
+  foreign.all = false;
+  foreign.units = 2;
+  foreign.per_unit = 1;
+  foreign.tokens = {0, 0};
+  CHECK_THROWS_WITH_AS(impl::attend({}, contiguous, shape, s, q.data(), 1, foreign, out.data()),
+                       doctest::Contains("runs with the select() that made it"), fasa::error);
 }
 
 int main(int argc, char** argv) {

@@ -254,8 +254,7 @@ struct session_options {
 class session {
  public:
   explicit session(session_options o) : opt_(std::move(o)), model_(load_model(opt_.model_path)) {
-    if (opt_.backend != "eigen" && opt_.backend != "reference")
-      FASA_FAIL("unknown backend '", opt_.backend, "'; known: eigen, reference");
+    check_backend_name(opt_.backend);
     FASA_CHECK(opt_.prefix_cache_mb >= 0, "--prefix-cache-mb must be >= 0");
   }
 
@@ -427,8 +426,7 @@ struct common_flags {
                     "layers kept dense whatever the selector (the paper's code: 0)")
         ->delimiter(',')
         ->capture_default_str();
-    app->add_option("--backend", session.backend, "CPU backend: eigen or reference")
-        ->capture_default_str();
+    app->add_option("--backend", session.backend, backend_help)->capture_default_str();
     app->add_option("--prefix-cache-mb", session.prefix_cache_mb,
                     "memory for dense prefills kept for reuse by the next variant")
         ->capture_default_str();

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "fasa/compose/selection.hpp"
+#include "fasa/config.hpp"
 #include "fasa/policies/concepts.hpp"
 
 namespace fasa::cpu {
@@ -36,13 +37,15 @@ void host_append(const St& st, host_state& s, std::int64_t pos, const float* k_r
     }
 }
 
-// keys(token, dim) of one KV head, through the storage's layout.
+// keys(token, dim) of one KV head, through the storage's layout. Host memory only; marked
+// host-device because the selectors' score() it is passed to is (so a reference backend
+// instantiated in a .cu file compiles under nvcc's warnings-as-errors).
 template <KVStorage St>
 struct host_key_reader {
   const St* st;
   const float* cache;
   int kv_head;
-  float operator()(std::int64_t token, int dim) const {
+  FASA_HOST_DEVICE float operator()(std::int64_t token, int dim) const {
     return cache[st->key_index(kv_head, token, dim)];
   }
 };

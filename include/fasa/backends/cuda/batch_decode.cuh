@@ -57,6 +57,15 @@ inline selector::fasa_tip device_copy(const selector::fasa_tip& s,
   return d;
 }
 
+// Another decoder's cache, for a decoder that only reads it: sequence b starts at
+// data + b * seq_stride; seq_stride 0 has every sequence of the batch read the same cache, each
+// to its own length (the queries of a causal prefill, say).
+template <class Elem>
+struct shared_cache {
+  Elem* data = nullptr;
+  std::int64_t seq_stride = 0;
+};
+
 // Optional events recorded between the stages of decode(), for benchmarks.
 struct stage_events {
   cudaEvent_t start = nullptr, prepared = nullptr, scored = nullptr, filtered = nullptr,
@@ -77,8 +86,11 @@ class batch_decoder {
   using elem_type = Elem;
   static constexpr int vec = vec_elems<Elem>;
 
-  // sel and st hold host tables (a dominant_plan's, say); they are copied to the device.
-  batch_decoder(const attention_shape& shape, int batch, const Sel& sel, const St& st)
+  // sel and st hold host tables (a dominant_plan's, say); they are copied to the device. The
+  // decoder owns a cache of `batch` sequences unless `shared` names another decoder's (laid out
+  // by the same storage), which it then reads and never writes.
+  batch_decoder(const attention_shape& shape, int batch, const Sel& sel, const St& st,
+                shared_cache<Elem> shared = {})
       : shape_(shape), batch_(batch), sel_(sel), st_(st) {
     shape.validate();
     sel.validate(shape);
@@ -102,8 +114,16 @@ class batch_decoder {
     FASA_CUDA_CHECK(cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, device));
     sel_dev_ = device_copy(sel, sel_tables_);
     st_dev_ = layout<St>::device_copy(st, st_tables_);
-    cache_.resize(static_cast<std::size_t>(batch) * static_cast<std::size_t>(seq_elements()));
-    FASA_CUDA_CHECK(cudaMemset(cache_.data(), 0, cache_.bytes()));
+    if (shared.data != nullptr) {
+      FASA_CHECK(shared.seq_stride >= 0, "batch_decoder: a shared cache's seq_stride must be >= 0");
+      cache_ptr_ = shared.data;
+      seq_stride_ = shared.seq_stride;
+    } else {
+      cache_.resize(static_cast<std::size_t>(batch) * static_cast<std::size_t>(seq_elements()));
+      FASA_CUDA_CHECK(cudaMemset(cache_.data(), 0, cache_.bytes()));
+      cache_ptr_ = cache_.data();
+      seq_stride_ = seq_elements();
+    }
     lengths_.assign(static_cast<std::size_t>(batch), 0);
     lengths_dev_.resize(static_cast<std::size_t>(batch));
     const auto d = static_cast<std::size_t>(shape.head_dim);
@@ -167,9 +187,11 @@ class batch_decoder {
   int units() const { return units_; }
   const Sel& selector() const { return sel_; }
   const St& storage() const { return st_; }
-  // Elements of one sequence's cache; sequence b starts at cache() + b * seq_elements().
+  // Elements of one sequence's cache; sequence b starts at cache() + b * seq_elements() (in
+  // an owned cache; a shared one has its own stride).
   std::int64_t seq_elements() const { return st_.buffer_elements(); }
-  Elem* cache() { return cache_.data(); }
+  Elem* cache() { return cache_ptr_; }
+  bool owns_cache() const { return cache_.data() != nullptr; }
   const St& device_storage() const { return st_dev_; }
   // Storage positions TIP streams per key row (the slab width for FASA-C).
   int score_width() const { return score_width_; }
@@ -184,6 +206,9 @@ class batch_decoder {
   void write_tokens(int b, std::int64_t t0, std::span<const float> k_rot,
                     std::span<const float> v) {
     const std::int64_t row = std::int64_t{shape_.num_kv_heads} * shape_.head_dim;
+    FASA_CHECK(owns_cache(),
+               "batch_decoder::write_tokens: this decoder reads another's cache; "
+               "write through the decoder that owns it");
     FASA_CHECK(b >= 0 && b < batch_, "batch_decoder::write_tokens: sequence ", b,
                " outside the batch of ", batch_);
     FASA_CHECK(!k_rot.empty() && static_cast<std::int64_t>(k_rot.size()) % row == 0 &&
@@ -223,6 +248,7 @@ class batch_decoder {
   // Fills tokens [0, length) of every sequence with kernels::hashed_uniform values.
   void fill_hashed(std::uint32_t seed) {
     FASA_CHECK(max_len_ > 0, "batch_decoder::fill_hashed: set_lengths first");
+    FASA_CHECK(owns_cache(), "batch_decoder::fill_hashed: this decoder reads another's cache");
     const dim3 grid(static_cast<unsigned>(
                         std::min<std::int64_t>((max_len_ * shape_.head_dim + 255) / 256, 2048)),
                     static_cast<unsigned>(shape_.num_kv_heads), static_cast<unsigned>(batch_));
@@ -302,8 +328,8 @@ class batch_decoder {
             const dim3 tip_grid(
                 static_cast<unsigned>(std::min((max_len_ + per_block - 1) / per_block, want)),
                 static_cast<unsigned>(shape_.num_kv_heads), static_cast<unsigned>(batch_));
-            kernel<<<tip_grid, kernels::tip_threads, 0, stream>>>(st_dev_, cache_.data(),
-                                                                  seq_elements(), t);
+            kernel<<<tip_grid, kernels::tip_threads, 0, stream>>>(st_dev_, cache_ptr_, seq_stride_,
+                                                                  t);
           };
           switch (lpr) {
             case 4:
@@ -356,7 +382,7 @@ class batch_decoder {
                     static_cast<unsigned>(batch_));
     with_attention_kernel(a.unit_is_query_head, [&](auto kernel, int threads, int smem) {
       kernel<<<grid, static_cast<unsigned>(threads), static_cast<std::size_t>(smem), stream>>>(
-          st_dev_, cache_.data(), seq_elements(), a);
+          st_dev_, cache_ptr_, seq_stride_, a);
     });
     FASA_CUDA_CHECK_LAUNCH("attend_split");
     kernels::merge_splits<<<dim3(static_cast<unsigned>(shape_.num_q_heads),
@@ -465,35 +491,37 @@ class batch_decoder {
   template <class F>
   void with_attention_kernel(bool per_query, F&& f) const {
     const int per_unit = per_query ? 1 : shape_.group_size();
-    if (per_unit >= 2 && sizeof(Elem) == 2) {
-      with_head_dim([&](auto dim) {
-        constexpr int D = decltype(dim)::value;
-        constexpr int smem = kernels::mma_smem_bytes<Elem, D>();
-        const auto kernel = kernels::attend_split_mma<Elem, St, D>;
-        static const bool configured = [&] {  // once per instantiation: > 48 KB of shared memory
-          FASA_CUDA_CHECK(
-              cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-          return true;
-        }();
-        (void)configured;
-        f(kernel, kernels::mma_threads, smem);
-      });
-    } else {
-      launch_by_count(per_unit, [&](auto qmax) {
+    if constexpr (sizeof(Elem) == 2) {  // the tensor-core path takes 16-bit elements
+      if (per_unit >= 2) {
         with_head_dim([&](auto dim) {
-          constexpr int D = decltype(dim)::value, QMAX = decltype(qmax)::value;
-          constexpr int smem = kernels::attend_smem_bytes<Elem, D, QMAX>();
-          const auto kernel = kernels::attend_split<Elem, St, D, QMAX>;
-          static const bool configured = [&] {
+          constexpr int D = decltype(dim)::value;
+          constexpr int smem = kernels::mma_smem_bytes<Elem, D>();
+          const auto kernel = kernels::attend_split_mma<Elem, St, D>;
+          static const bool configured = [&] {  // once per instantiation: > 48 KB of shared memory
             FASA_CUDA_CHECK(
                 cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
             return true;
           }();
           (void)configured;
-          f(kernel, kernels::attend_threads, smem);
+          f(kernel, kernels::mma_threads, smem);
         });
-      });
+        return;
+      }
     }
+    launch_by_count(per_unit, [&](auto qmax) {
+      with_head_dim([&](auto dim) {
+        constexpr int D = decltype(dim)::value, QMAX = decltype(qmax)::value;
+        constexpr int smem = kernels::attend_smem_bytes<Elem, D, QMAX>();
+        const auto kernel = kernels::attend_split<Elem, St, D, QMAX>;
+        static const bool configured = [&] {
+          FASA_CUDA_CHECK(
+              cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+          return true;
+        }();
+        (void)configured;
+        f(kernel, kernels::attend_threads, smem);
+      });
+    });
   }
 
   // Chooses the attention split: about split_options::waves (gather_waves for FAC) times as
@@ -535,7 +563,9 @@ class batch_decoder {
   Sel sel_, sel_dev_{};
   St st_, st_dev_{};
   device_buffer<std::int32_t> sel_tables_, st_tables_;
-  device_buffer<Elem> cache_;
+  device_buffer<Elem> cache_;  // empty when the cache is shared
+  Elem* cache_ptr_ = nullptr;
+  std::int64_t seq_stride_ = 0;
   std::vector<int> lengths_;
   device_buffer<int> lengths_dev_;
   std::int64_t max_len_ = 0;

@@ -22,7 +22,25 @@ struct cpu_eigen {
   int threads = 0;  // 0: OpenMP's default
 };
 
+// The element type a GPU cache stores (accumulation is fp32 whatever it is).
+enum class device_element { bf16, fp16, fp32 };
+
+// The CUDA backend: the sequence's KV cache in device memory, every step on the GPU kernels of
+// fasa/backends/cuda/ (include fasa/backends/cuda/backend.cuh; nvcc only). Its kernels stream
+// 16-byte vectors, so a split_dominant slab must be a whole number of them: slab_multiple is
+// what the layer builders pass to dominant_plan.
+template <device_element E = device_element::bf16>
+struct cuda {
+  using policy_tag = attention_backend_tag;
+  static constexpr const char* name = E == device_element::bf16   ? "cuda_bf16"
+                                      : E == device_element::fp16 ? "cuda_fp16"
+                                                                  : "cuda_fp32";
+  static constexpr device_element element = E;
+  static constexpr int slab_multiple = E == device_element::fp32 ? 4 : 8;
+};
+
 static_assert(AttentionBackend<cpu_reference>);
 static_assert(AttentionBackend<cpu_eigen>);
+static_assert(AttentionBackend<cuda<>>);
 
 }  // namespace fasa::backend
