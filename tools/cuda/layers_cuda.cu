@@ -32,6 +32,10 @@ bool have_cuda_layers() { return true; }
 std::vector<std::unique_ptr<model::layer_attention>> build_cuda_layers(
     const cuda_layers_request& r) {
   using backend::device_element;
+  int devices = 0;
+  const cudaError_t e = cudaGetDeviceCount(&devices);
+  FASA_CHECK(e == cudaSuccess && devices > 0, "--backend cuda: no usable CUDA device here (",
+             e == cudaSuccess ? "none found" : cudaGetErrorString(e), ")");
   if (r.element == "bf16") return build_on<backend::cuda<device_element::bf16>>(r);
   if (r.element == "fp16") return build_on<backend::cuda<device_element::fp16>>(r);
   if (r.element == "fp32") return build_on<backend::cuda<device_element::fp32>>(r);
