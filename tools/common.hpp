@@ -315,10 +315,10 @@ inline int calibration_window(const calib::calibration& cal, std::int64_t budget
 
 // The dominant FC sets a fasa variant runs with: N_tip (0: head_dim/8) FCs per unit, chosen at
 // the calibration window for the budget (a fractional budget uses K = 1024, the official code's
-// rule).
+// rule), or at `k` when given (> 0).
 inline calib::dominant_fc_sets dominant_sets_for(const calib::calibration& cal, token_budget budget,
-                                                 int n_tip, int head_dim) {
-  const std::int64_t b = budget.is_fraction() ? 1024 : budget.count();
+                                                 int n_tip, int head_dim, int k = 0) {
+  const std::int64_t b = k > 0 ? k : budget.is_fraction() ? 1024 : budget.count();
   return calib::choose_dominant_fcs(cal.ca(), calibration_window(cal, b),
                                     n_tip > 0 ? n_tip : head_dim / 8);
 }
@@ -333,6 +333,7 @@ struct attention_options {
   selection_granularity granularity = selection_granularity::query_head;
   std::vector<int> dense_layers{0};
   std::int64_t capacity = 0;
+  int calibration_k = 0;  // the CA window K that picks fasa's FCs; 0: the official rule
 };
 
 inline token_budget parse_budget(double b) {
@@ -369,7 +370,7 @@ std::vector<std::unique_ptr<model::layer_attention>> build_attention_on(
   }
   if (o.selector == "fasa") {
     FASA_CHECK(cal != nullptr, "the fasa selector needs a calibration");
-    const auto dominant = dominant_sets_for(*cal, budget, o.n_tip, c.head_dim);
+    const auto dominant = dominant_sets_for(*cal, budget, o.n_tip, c.head_dim, o.calibration_k);
     return model::fasa_c_layers<Backend>(c, plan, dominant, o.granularity, budget);
   }
   FASA_FAIL("unknown selector '", o.selector, "'; known: dense, oracle, fasa");
@@ -406,7 +407,7 @@ inline std::vector<std::unique_ptr<model::layer_attention>> build_cuda_attention
   r.granularity = o.granularity;
   if (o.selector == "fasa") {
     FASA_CHECK(cal != nullptr, "the fasa selector needs a calibration");
-    r.dominant = dominant_sets_for(*cal, r.budget, o.n_tip, c.head_dim);
+    r.dominant = dominant_sets_for(*cal, r.budget, o.n_tip, c.head_dim, o.calibration_k);
   }
   return build_cuda_layers(r);
 #else

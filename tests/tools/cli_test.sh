@@ -47,6 +47,12 @@ if [ -f "$model" ]; then
   expect_error "--budget must be positive" "$tools/fasa-eval" ppl "${m[@]}" --budget 0
   expect_error "unknown selector 'h2o'" "$tools/fasa-eval" ppl "${m[@]}" --selector h2o
   expect_error "unknown granularity" "$tools/fasa-eval" ppl "${m[@]}" --granularity per_token
+  expect_error "unknown backend 'vulkan'" "$tools/fasa-eval" ppl "${m[@]}" --backend vulkan
+  expect_error "--calibration-k must be >= 0" "$tools/fasa-eval" ppl "${m[@]}" --calibration-k -1
+  if ! nvidia-smi >/dev/null 2>&1; then  # no GPU here: a clear refusal, not a crash
+    expect_error "--backend cuda" "$tools/fasa-eval" ppl "${m[@]}" --backend cuda --selector dense \
+      --windows 1 --prefill 8 --decode 2
+  fi
   expect_error "cannot open text" "$tools/fasa-eval" ppl "${m[@]}" --text "$tmp/none.txt"
   echo "too short" >"$tmp/short.txt"
   expect_error "windows of" "$tools/fasa-eval" ppl "${m[@]}" --text "$tmp/short.txt" --selector dense

@@ -80,7 +80,8 @@ class agreement_protocol final : public protocol {
     const token_budget budget = parse_budget(v.budget);
     // The variant's dominant FC sets: the same choice build_attention makes.
     calib::dominant_fc_sets dominant;
-    if (v.selector == "fasa") dominant = dominant_sets_for(s.calibration(v), budget, v.n_tip, d);
+    if (v.selector == "fasa")
+      dominant = dominant_sets_for(s.calibration(v), budget, v.n_tip, d, s.options().calibration_k);
     const std::size_t nk = k_values.size();
     struct acc {
       double recall = 0, mass = 0, err = 0, n = 0;

@@ -247,6 +247,7 @@ struct session_options {
   std::string calibration_text = default_data_dir() + "/text/moby_dick.txt";
   std::vector<int> dense_layers{0};
   double prefix_cache_mb = 4096;  // captured prefixes kept in memory for the next variant
+  int calibration_k = 0;          // the CA window K that picks fasa's FCs; 0: the official rule
 };
 
 // Evaluates variants on one model: builds each variant's layers, obtains calibrations (cached
@@ -256,6 +257,7 @@ class session {
   explicit session(session_options o) : opt_(std::move(o)), model_(load_model(opt_.model_path)) {
     check_backend_name(opt_.backend);
     FASA_CHECK(opt_.prefix_cache_mb >= 0, "--prefix-cache-mb must be >= 0");
+    FASA_CHECK(opt_.calibration_k >= 0, "--calibration-k must be >= 0 (0: the official rule)");
   }
 
   const loaded_model& model() const { return model_; }
@@ -299,6 +301,7 @@ class session {
     a.n_tip = v.n_tip;
     a.granularity = v.granularity;
     a.dense_layers = opt_.dense_layers;
+    a.calibration_k = opt_.calibration_k;
     a.capacity = capacity;
     const calib::calibration* cal = v.selector == "fasa" ? &calibration(v) : nullptr;
     return std::make_unique<model::llama_model>(model_.weights, build_attention(config(), a, cal));
@@ -422,6 +425,12 @@ struct common_flags {
     app->add_option("--calibration-text", session.calibration_text,
                     "text to calibrate on when no --calibration file is given")
         ->capture_default_str();
+    app->add_option("--calibration-k", session.calibration_k,
+                    "the calibration window K whose mean CA chooses fasa's dominant FCs (FASA "
+                    "Table 5); 0: the official code's rule, K = the budget when measured, 1024 "
+                    "for a fractional budget. A K the file lacks means the largest measured K "
+                    "below it")
+        ->capture_default_str();
     app->add_option("--dense-layers", session.dense_layers,
                     "layers kept dense whatever the selector (the paper's code: 0)")
         ->delimiter(',')
@@ -460,6 +469,7 @@ inline nlohmann::json run_meta(const std::string& protocol, const common_flags& 
                                fs::path(f.session.calibration_text).filename().string());
   j["dense_layers"] = f.session.dense_layers;
   j["backend"] = f.session.backend;
+  j["calibration_k"] = f.session.calibration_k;
   return j;
 }
 
