@@ -49,10 +49,6 @@ if [ -f "$model" ]; then
   expect_error "unknown granularity" "$tools/fasa-eval" ppl "${m[@]}" --granularity per_token
   expect_error "unknown backend 'vulkan'" "$tools/fasa-eval" ppl "${m[@]}" --backend vulkan
   expect_error "--calibration-k must be >= 0" "$tools/fasa-eval" ppl "${m[@]}" --calibration-k -1
-  if ! nvidia-smi >/dev/null 2>&1; then  # no GPU here: a clear refusal, not a crash
-    expect_error "--backend cuda" "$tools/fasa-eval" ppl "${m[@]}" --backend cuda --selector dense \
-      --windows 1 --prefill 8 --decode 2
-  fi
   expect_error "cannot open text" "$tools/fasa-eval" ppl "${m[@]}" --text "$tmp/none.txt"
   echo "too short" >"$tmp/short.txt"
   expect_error "windows of" "$tools/fasa-eval" ppl "${m[@]}" --text "$tmp/short.txt" --selector dense
@@ -61,6 +57,10 @@ if [ -f "$model" ]; then
     >"$tmp/text.txt"
   expect_error "cal.json" "$tools/fasa-eval" ppl "${m[@]}" --selector fasa --calibration "$tmp/cal.json" \
     --windows 1 --prefill 8 --decode 2 --skip 0 --text "$tmp/text.txt"
+  if ! nvidia-smi >/dev/null 2>&1; then  # no GPU here: a clear refusal, not a crash
+    expect_error "--backend cuda" "$tools/fasa-eval" ppl "${m[@]}" --backend cuda --selector dense \
+      --windows 1 --prefill 8 --decode 2 --skip 0 --text "$tmp/text.txt"
+  fi
   echo '{"input": "", "context": "x"}' >"$tmp/lb.jsonl"
   expect_error "answers" "$tools/fasa-eval" longbench "${m[@]}" --file "$tmp/lb.jsonl" --task multi_news
   expect_error "depths must lie in [0, 1]" "$tools/fasa-eval" retrieval "${m[@]}" --depths 1.5
