@@ -585,6 +585,11 @@ int main(int argc, char** argv) {
                  "at once (each strides over its share of the cached rows)")
       ->capture_default_str()
       ->check(CLI::Range(1e-6, 1000.0));
+  app.add_option("--split-tip-stages", cuda_only.splits.tip_stages,
+                 "--backend cuda: TIP's loads: 0 into registers, 3 through a cp.async ring of "
+                 "3 passes in shared memory")
+      ->capture_default_str()
+      ->check(CLI::IsMember({0, 3}));
   app.add_option("--bandwidth-mib", o.bandwidth_mib,
                  "Buffer size of the memory-bandwidth probe in MiB (0 skips it)")
       ->capture_default_str()

@@ -60,8 +60,8 @@ struct gpu_case {
 std::string describe(const gpu_case& c) {
   std::ostringstream os;
   os << "splits=" << c.splits.waves << "/" << c.splits.gather_waves << "/" << c.splits.min_chunk
-     << "/" << c.splits.max_splits << "/" << c.splits.tip_waves << " d=" << c.head_dim
-     << " heads=" << c.q_heads << "/" << c.kv_heads << " lengths=";
+     << "/" << c.splits.max_splits << "/" << c.splits.tip_waves << "/" << c.splits.tip_stages
+     << " d=" << c.head_dim << " heads=" << c.q_heads << "/" << c.kv_heads << " lengths=";
   for (int n : c.lengths) os << n << ',';
   os << " budget="
      << (c.budget.is_fraction() ? c.budget.fraction_value() : static_cast<double>(c.budget.count()))
@@ -419,6 +419,12 @@ TEST_CASE("cuda: variants against the CPU reference, GQA 4, head_dim 128, bf16")
   // One TIP block per (sequence, KV head), striding over every row.
   c.splits = fasa::cuda::split_options{4.0, 2.0, 64, 16, 1e-6};
   check_all_variants<__nv_bfloat16>(c);
+  // TIP's loads through the cp.async ring, with one block and with one wave of blocks.
+  c.splits = fasa::cuda::split_options{4.0, 2.0, 64, 16, 1e-6, 3};
+  check_all_variants<__nv_bfloat16>(c);
+  c.splits = fasa::cuda::split_options{4.0, 2.0, 64, 16, 1.0, 3};
+  c.budget = token_budget::fraction(0.1);
+  check_all_variants<__nv_bfloat16>(c);
 }
 
 TEST_CASE("cuda: variants against the CPU reference, fp16, GQA 1, 3 and 8, head_dim 64") {
@@ -495,6 +501,8 @@ TEST_CASE("cuda: bad input is refused with a message") {
                        doctest::Contains("tip_waves must be > 0"), fasa::error);
   CHECK_THROWS_WITH_AS(dec.set_split_options(fasa::cuda::split_options{4.0, 2.0, 64, 32, 0.0}),
                        doctest::Contains("tip_waves must be > 0"), fasa::error);
+  CHECK_THROWS_WITH_AS(dec.set_split_options(fasa::cuda::split_options{4.0, 2.0, 64, 32, 1.0, 2}),
+                       doctest::Contains("tip_stages must be 0"), fasa::error);
   CHECK_THROWS_WITH_AS(dec.decode(nullptr, nullptr), doctest::Contains("set_lengths first"),
                        fasa::error);
   const auto pe = fasa::positional::rope::interleaved(64, 10000.0);

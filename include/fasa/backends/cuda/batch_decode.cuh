@@ -315,34 +315,46 @@ class batch_decoder {
       launch_by_count(per_kv, [&](auto umax) {
         with_head_dim([&](auto dim) {
           constexpr int D = decltype(dim)::value, UMAX = decltype(umax)::value;
-          const auto launch = [&](auto kernel) {
+          const auto launch = [&](auto kernel, int smem) {
             // split_options::tip_waves times the blocks the GPU holds at once, shared by the
             // (sequence, KV head) pairs, never more than the rows need. The kernel is the same
             // at every step, so its occupancy is asked once.
-            if (tip_per_sm_ == 0)
+            if (tip_per_sm_ == 0) {
+              if (smem > 0)  // a ring in dynamic shared memory
+                FASA_CUDA_CHECK(cudaFuncSetAttribute(
+                    kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
               FASA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-                  &tip_per_sm_, kernel, kernels::tip_threads, 0));
+                  &tip_per_sm_, kernel, kernels::tip_threads, static_cast<std::size_t>(smem)));
+            }
             const std::int64_t want = std::max<std::int64_t>(
                 1, static_cast<std::int64_t>(split_.tip_waves * sms_ * std::max(tip_per_sm_, 1)) /
                        (std::int64_t{shape_.num_kv_heads} * batch_));
             const dim3 tip_grid(
                 static_cast<unsigned>(std::min((max_len_ + per_block - 1) / per_block, want)),
                 static_cast<unsigned>(shape_.num_kv_heads), static_cast<unsigned>(batch_));
-            kernel<<<tip_grid, kernels::tip_threads, 0, stream>>>(st_dev_, cache_ptr_, seq_stride_,
-                                                                  t);
+            kernel<<<tip_grid, kernels::tip_threads, static_cast<std::size_t>(smem), stream>>>(
+                st_dev_, cache_ptr_, seq_stride_, t);
+          };
+          const auto lanes = [&](auto lpr_c) {
+            constexpr int L = decltype(lpr_c)::value;
+            if (split_.tip_stages > 0)
+              launch(kernels::tip_scores_lanes<Elem, St, D, UMAX, L, 3>,
+                     kernels::tip_ring_bytes(3));
+            else
+              launch(kernels::tip_scores_lanes<Elem, St, D, UMAX, L, 0>, 0);
           };
           switch (lpr) {
             case 4:
-              launch(kernels::tip_scores_lanes<Elem, St, D, UMAX, 4>);
+              lanes(std::integral_constant<int, 4>{});
               break;
             case 8:
-              launch(kernels::tip_scores_lanes<Elem, St, D, UMAX, 8>);
+              lanes(std::integral_constant<int, 8>{});
               break;
             case 16:
-              launch(kernels::tip_scores_lanes<Elem, St, D, UMAX, 16>);
+              lanes(std::integral_constant<int, 16>{});
               break;
             default:
-              launch(kernels::tip_scores<Elem, St, D, UMAX>);
+              launch(kernels::tip_scores<Elem, St, D, UMAX>, 0);
           }
         });
       });
@@ -442,12 +454,17 @@ class batch_decoder {
 
   // How the attention stage splits each unit's tokens (benchmarks sweep it).
   void set_split_options(const split_options& o) {
+    FASA_CHECK(o.tip_stages == 0 || o.tip_stages == 3,
+               "batch_decoder::set_split_options: tip_stages must be 0 (registers) or 3 (a "
+               "cp.async ring of 3 passes), got ",
+               o.tip_stages);
     FASA_CHECK(o.waves > 0 && o.gather_waves > 0 && o.tip_waves > 0 && o.min_chunk >= 1 &&
                    o.max_splits >= 1,
                "batch_decoder::set_split_options: waves, gather_waves and tip_waves must be > 0, "
                "min_chunk and max_splits >= 1; got ",
                o.waves, ", ", o.gather_waves, ", ", o.tip_waves, ", ", o.min_chunk, ", ",
                o.max_splits);
+    if (o.tip_stages != split_.tip_stages) tip_per_sm_ = 0;  // another TIP kernel: ask again
     split_ = o;
     if (max_len_ > 0) plan_splits();
   }

@@ -163,6 +163,18 @@ __device__ __forceinline__ uint4 load_raw(const Elem* p) {
   return __ldg(reinterpret_cast<const uint4*>(p));
 }
 
+// Asynchronous 16-byte global-to-shared copy (sm_80+), bypassing L1: the cache is read once.
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
+  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
+// Waits until at most N of this thread's committed groups are still in flight.
+template <int N>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
+}
+
 // ---- the cache layouts, as the kernels stream them -------------------------------------------
 //
 // A key row is read in storage order as two parts: `first` (width first_width) and `second`

@@ -47,17 +47,6 @@ __host__ __device__ inline std::int64_t attend_count(const attend_args& a, std::
   return a.gather ? a.budget.keep(n) : n;
 }
 
-// Asynchronous 16-byte global-to-shared copy (sm_80+), bypassing L1: the cache is read once.
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
-  const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n"); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
 // The work of one attend block: sequence b's unit `unit`, tokens [begin, end) of its list, and
 // the query heads q0 .. q0+nq-1 that read KV head kv. Empty (begin >= end) past the last split.
 struct split_work {

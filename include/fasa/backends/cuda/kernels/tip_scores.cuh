@@ -219,14 +219,24 @@ __global__ __launch_bounds__(tip_threads) void tip_scores(St st, const Elem* cac
 // lane i writes row i's scores (RPT <= LPR), spreading the stores and histogram adds over the
 // lanes (measured: TIP 0.33 -> 0.28 ms at 131K x 8); with one, lane 0 writes them all, which
 // measured faster there.
+// S > 0: the loads go through a ring of S passes in shared memory (cp.async, each thread its
+// own slots, so no barrier), S - 1 passes ahead of the one being scored: more bytes in flight
+// than registers could hold, and no pause between a pass's loads and its math. Dynamic shared
+// memory: tip_ring_bytes(S).
 // grid and block as tip_scores.
-template <class Elem, class St, int D, int UMAX, int LPR>
+inline constexpr int tip_lane_rows = 4;  // rows per thread per pass of tip_scores_lanes
+__host__ __device__ constexpr int tip_ring_bytes(int stages) {
+  return stages * tip_lane_rows * tip_threads * 16;
+}
+template <class Elem, class St, int D, int UMAX, int LPR, int S>
 __global__ __launch_bounds__(tip_threads) void tip_scores_lanes(St st, const Elem* cache,
                                                                 std::int64_t seq_elems,
                                                                 tip_args a) {
   constexpr int V = vec_elems<Elem>;
-  constexpr int RPT = 4;
+  constexpr int RPT = tip_lane_rows;
   constexpr int ROWS = tip_threads / LPR;  // rows per load pass of the block
+  static_assert(S == 0 || S >= 2, "a ring needs at least two passes");
+  extern __shared__ uint4 ring[];  // S > 0: [S][RPT][tip_threads]
   static_assert(32 % LPR == 0, "a row's lanes must sit in one warp");
   static_assert(RPT <= LPR, "each of a pass's rows needs a lane to write it");
   __shared__ float q_s[UMAX * D];
@@ -247,15 +257,43 @@ __global__ __launch_bounds__(tip_threads) void tip_scores_lanes(St st, const Ele
   for (int u = 0; u < UMAX; ++u)
 #pragma unroll
     for (int e = 0; e < V; ++e) qc[u][e] = q_s[u * D + col + e];
-  for (std::int64_t t0 = static_cast<std::int64_t>(blockIdx.x) * ROWS * RPT; t0 < n;
-       t0 += static_cast<std::int64_t>(gridDim.x) * ROWS * RPT) {
-    uint4 raw[RPT];
+  const auto row_at = [&](std::int64_t t) {
+    return col < fw ? base + layout<St>::first_row(st, h, t) + col
+                    : base + layout<St>::second_row(st, h, t) + (col - fw);
+  };
+  const std::int64_t first = static_cast<std::int64_t>(blockIdx.x) * ROWS * RPT;
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * ROWS * RPT;
+  // Copies the pass starting at t0 into ring slot `slot` (rows past the end: nothing).
+  [[maybe_unused]] const auto issue = [&](std::int64_t t0, int slot) {
 #pragma unroll
     for (int i = 0; i < RPT; ++i) {
       const std::int64_t t = t0 + i * ROWS + r_in;
-      if (t < n)
-        raw[i] = load_raw(col < fw ? base + layout<St>::first_row(st, h, t) + col
-                                   : base + layout<St>::second_row(st, h, t) + (col - fw));
+      if (t < n) cp_async16(&ring[(slot * RPT + i) * tip_threads + threadIdx.x], row_at(t));
+    }
+  };
+  if constexpr (S > 0) {
+#pragma unroll
+    for (int p = 0; p < S - 1; ++p) {
+      issue(first + p * stride, p);
+      cp_async_commit();
+    }
+  }
+  [[maybe_unused]] int slot = 0;
+  for (std::int64_t t0 = first; t0 < n; t0 += stride) {
+    uint4 raw[RPT];
+    if constexpr (S > 0) {
+      issue(t0 + (S - 1) * stride, slot == 0 ? S - 1 : slot - 1);
+      cp_async_commit();
+      cp_async_wait<S - 1>();  // this thread's copies of this pass have landed
+#pragma unroll
+      for (int i = 0; i < RPT; ++i) raw[i] = ring[(slot * RPT + i) * tip_threads + threadIdx.x];
+      slot = slot + 1 == S ? 0 : slot + 1;
+    } else {
+#pragma unroll
+      for (int i = 0; i < RPT; ++i) {
+        const std::int64_t t = t0 + i * ROWS + r_in;
+        if (t < n) raw[i] = load_raw(row_at(t));
+      }
     }
     float acc[RPT][UMAX];
 #pragma unroll
@@ -293,6 +331,7 @@ __global__ __launch_bounds__(tip_threads) void tip_scores_lanes(St st, const Ele
           if (u < tu.nu) tip_emit(a, scores, hist_s, histogram, n, t, u, mine[u]);
     }
   }
+  if constexpr (S > 0) cp_async_wait<0>();
   if (histogram) tip_finish(a, b, h, tu, n, hist_s);
 }
 
