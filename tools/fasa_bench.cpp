@@ -587,9 +587,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(1e-6, 1000.0));
   app.add_option("--split-tip-stages", cuda_only.splits.tip_stages,
                  "--backend cuda: TIP's loads: 0 into registers, 3 through a cp.async ring of "
-                 "3 passes in shared memory")
+                 "3 passes in shared memory, -1 the ring under query_head granularity only")
       ->capture_default_str()
-      ->check(CLI::IsMember({0, 3}));
+      ->check(CLI::IsMember({-1, 0, 3}));
   app.add_option("--bandwidth-mib", o.bandwidth_mib,
                  "Buffer size of the memory-bandwidth probe in MiB (0 skips it)")
       ->capture_default_str()

@@ -419,12 +419,16 @@ TEST_CASE("cuda: variants against the CPU reference, GQA 4, head_dim 128, bf16")
   // One TIP block per (sequence, KV head), striding over every row.
   c.splits = fasa::cuda::split_options{4.0, 2.0, 64, 16, 1e-6};
   check_all_variants<__nv_bfloat16>(c);
-  // TIP's loads through the cp.async ring, with one block and with one wave of blocks.
-  c.splits = fasa::cuda::split_options{4.0, 2.0, 64, 16, 1e-6, 3};
-  check_all_variants<__nv_bfloat16>(c);
-  c.splits = fasa::cuda::split_options{4.0, 2.0, 64, 16, 1.0, 3};
-  c.budget = token_budget::fraction(0.1);
-  check_all_variants<__nv_bfloat16>(c);
+  // TIP's loads through the cp.async ring (by default under query_head only) and through
+  // registers, in both modes, with one block and with one wave of blocks.
+  for (auto g : {selection_granularity::query_head, selection_granularity::kv_head})
+    for (int stages : {0, 3})
+      for (double waves : {1e-6, 1.0}) {
+        c.granularity = g;
+        c.splits = fasa::cuda::split_options{4.0, 2.0, 64, 16, waves, stages};
+        c.budget = waves < 1 ? token_budget::tokens(700) : token_budget::fraction(0.1);
+        check_all_variants<__nv_bfloat16>(c);
+      }
 }
 
 TEST_CASE("cuda: variants against the CPU reference, fp16, GQA 1, 3 and 8, head_dim 64") {
@@ -502,7 +506,7 @@ TEST_CASE("cuda: bad input is refused with a message") {
   CHECK_THROWS_WITH_AS(dec.set_split_options(fasa::cuda::split_options{4.0, 2.0, 64, 32, 0.0}),
                        doctest::Contains("tip_waves must be > 0"), fasa::error);
   CHECK_THROWS_WITH_AS(dec.set_split_options(fasa::cuda::split_options{4.0, 2.0, 64, 32, 1.0, 2}),
-                       doctest::Contains("tip_stages must be 0"), fasa::error);
+                       doctest::Contains("tip_stages must be -1"), fasa::error);
   CHECK_THROWS_WITH_AS(dec.decode(nullptr, nullptr), doctest::Contains("set_lengths first"),
                        fasa::error);
   const auto pe = fasa::positional::rope::interleaved(64, 10000.0);

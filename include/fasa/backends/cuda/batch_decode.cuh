@@ -337,7 +337,7 @@ class batch_decoder {
           };
           const auto lanes = [&](auto lpr_c) {
             constexpr int L = decltype(lpr_c)::value;
-            if (split_.tip_stages > 0)
+            if (split_.tip_stages > 0 || (split_.tip_stages < 0 && UMAX > 1))
               launch(kernels::tip_scores_lanes<Elem, St, D, UMAX, L, 3>,
                      kernels::tip_ring_bytes(3));
             else
@@ -454,9 +454,9 @@ class batch_decoder {
 
   // How the attention stage splits each unit's tokens (benchmarks sweep it).
   void set_split_options(const split_options& o) {
-    FASA_CHECK(o.tip_stages == 0 || o.tip_stages == 3,
-               "batch_decoder::set_split_options: tip_stages must be 0 (registers) or 3 (a "
-               "cp.async ring of 3 passes), got ",
+    FASA_CHECK(o.tip_stages == -1 || o.tip_stages == 0 || o.tip_stages == 3,
+               "batch_decoder::set_split_options: tip_stages must be -1 (auto), 0 (registers) "
+               "or 3 (a cp.async ring of 3 passes), got ",
                o.tip_stages);
     FASA_CHECK(o.waves > 0 && o.gather_waves > 0 && o.tip_waves > 0 && o.min_chunk >= 1 &&
                    o.max_splits >= 1,

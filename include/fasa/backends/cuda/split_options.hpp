@@ -15,7 +15,9 @@ struct split_options {
   int min_chunk = 64;         // tokens per split at least (rounded up to a multiple of 64)
   int max_splits = 16;        // splits per unit at most: the merge walks them one by one
   double tip_waves = 1.0;     // TIP: blocks launched, in multiples of those the GPU holds at once
-  int tip_stages = 0;  // TIP loads: 0 into registers, 3 through a ring of 3 passes (cp.async)
+  // TIP's loads: 0 into registers, 3 through a ring of 3 passes in shared memory (cp.async),
+  // -1 the ring where a row is scored for several units (query_head), registers elsewhere
+  int tip_stages = -1;
 };
 
 }  // namespace fasa::cuda
