@@ -19,7 +19,8 @@ bin=.device/bin
 status=0
 run() {
   echo "+ $*" | sed "s|$out/||g" | tee -a "$out/model_eval.txt"
-  "$@" 2>&1 | grep -v ' ETA ' | tee -a "$out/model_eval.txt"
+  # progress bars redraw with \r: split them into lines and drop them, keep the messages
+  "$@" 2>&1 | tr '\r' '\n' | grep -v ' ETA ' | tee -a "$out/model_eval.txt"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee -a "$out/model_eval.txt"
