@@ -211,6 +211,12 @@ __global__ __launch_bounds__(tip_threads) void tip_scores(St st, const Elem* cac
   if (histogram) tip_finish(a, b, h, tu, n, hist_s);
 }
 
+inline constexpr int tip_lane_rows = 4;  // rows per thread per pass of tip_scores_lanes
+// Dynamic shared memory of tip_scores_lanes' ring of `stages` passes.
+__host__ __device__ constexpr int tip_ring_bytes(int stages) {
+  return stages * tip_lane_rows * tip_threads * static_cast<int>(sizeof(uint4));
+}
+
 // The same scores with LPR lanes per row (LPR = width / vector width, a power of two): lane c of
 // a row loads the row's 16-byte chunk c, so a warp reads 32 / LPR consecutive rows as one
 // contiguous, fully coalesced stretch, and the lanes sum their partial dot products with
@@ -224,10 +230,6 @@ __global__ __launch_bounds__(tip_threads) void tip_scores(St st, const Elem* cac
 // than registers could hold, and no pause between a pass's loads and its math. Dynamic shared
 // memory: tip_ring_bytes(S).
 // grid and block as tip_scores.
-inline constexpr int tip_lane_rows = 4;  // rows per thread per pass of tip_scores_lanes
-__host__ __device__ constexpr int tip_ring_bytes(int stages) {
-  return stages * tip_lane_rows * tip_threads * 16;
-}
 template <class Elem, class St, int D, int UMAX, int LPR, int S>
 __global__ __launch_bounds__(tip_threads) void tip_scores_lanes(St st, const Elem* cache,
                                                                 std::int64_t seq_elems,
