@@ -32,6 +32,7 @@
 #include "fasa/model/layers.hpp"
 #include "fasa/model/llama.hpp"
 #include "fasa/model/tokenizer_bpe.hpp"
+#include "layer_request.hpp"
 
 #if defined(FASA_TOOLS_HAVE_CUDA)
 #include "cuda/layers_cuda.hpp"
@@ -353,27 +354,23 @@ inline positional::fc_mapping parse_mapping(const std::string& s) {
   FASA_FAIL("unknown FC mapping '", s, "'; known: rotation_pairs, adjacent_dims");
 }
 
-template <class Backend>
-std::vector<std::unique_ptr<model::layer_attention>> build_attention_on(
-    const model::llama_config& c, const attention_options& o, const calib::calibration* cal) {
-  model::layer_plan plan;
-  plan.capacity = o.capacity;
-  plan.dense_layers = o.dense_layers;
-  if (cal) plan.mapping = cal->rope.mapping;
-  const token_budget budget = parse_budget(o.budget);
-  if (o.selector == "dense") return model::dense_layers<Backend>(c, o.capacity);
-  if (o.selector == "oracle") {
-    selector::oracle_topk sel;
-    sel.budget = budget;
-    sel.mode = o.granularity;
-    return model::oracle_layers<Backend>(c, plan, sel);
-  }
+// The layers a tool's options ask for, as the one table (layer_request.hpp) takes them.
+inline layers_request request_for(const model::llama_config& c, const attention_options& o,
+                                  const calib::calibration* cal) {
+  const positional::fc_mapping mapping =
+      cal ? cal->rope.mapping : positional::fc_mapping::rotation_pairs;
+  layers_request r(model::stack_of(c, o.capacity, mapping));
+  r.selector = o.selector;
+  r.plan.capacity = o.capacity;
+  r.plan.dense_layers = o.dense_layers;
+  r.plan.mapping = mapping;
+  r.budget = parse_budget(o.budget);
+  r.granularity = o.granularity;
   if (o.selector == "fasa") {
     FASA_CHECK(cal != nullptr, "the fasa selector needs a calibration");
-    const auto dominant = dominant_sets_for(*cal, budget, o.n_tip, c.head_dim, o.calibration_k);
-    return model::fasa_c_layers<Backend>(c, plan, dominant, o.granularity, budget);
+    r.dominant = dominant_sets_for(*cal, r.budget, o.n_tip, c.head_dim, o.calibration_k);
   }
-  FASA_FAIL("unknown selector '", o.selector, "'; known: dense, oracle, fasa");
+  return r;
 }
 
 // The backends a model tool's --backend takes, for its help text.
@@ -391,39 +388,19 @@ inline void check_backend_name(const std::string& b) {
              "'; known: eigen, reference, cuda, cuda-fp16, cuda-fp32");
 }
 
-// The attentions of --backend cuda[-fp16|-fp32]: the same compositions on backend::cuda.
-inline std::vector<std::unique_ptr<model::layer_attention>> build_cuda_attention(
+inline std::vector<std::unique_ptr<model::layer_attention>> build_attention(
     const model::llama_config& c, const attention_options& o, const calib::calibration* cal) {
+  check_backend_name(o.backend);
+  const layers_request r = request_for(c, o, cal);
+  if (o.backend == "eigen") return build_layers_for<backend::cpu_eigen>(r);
+  if (o.backend == "reference") return build_layers_for<backend::cpu_reference>(r);
 #if defined(FASA_TOOLS_HAVE_CUDA)
-  const positional::fc_mapping mapping =
-      cal ? cal->rope.mapping : positional::fc_mapping::rotation_pairs;
-  cuda_layers_request r(model::stack_of(c, o.capacity, mapping));
-  r.selector = o.selector;
-  r.element = o.backend == "cuda" ? "bf16" : o.backend.substr(5);
-  r.plan.capacity = o.capacity;
-  r.plan.dense_layers = o.dense_layers;
-  r.plan.mapping = mapping;
-  r.budget = parse_budget(o.budget);
-  r.granularity = o.granularity;
-  if (o.selector == "fasa") {
-    FASA_CHECK(cal != nullptr, "the fasa selector needs a calibration");
-    r.dominant = dominant_sets_for(*cal, r.budget, o.n_tip, c.head_dim, o.calibration_k);
-  }
-  return build_cuda_layers(r);
+  return build_cuda_layers(r, o.backend == "cuda" ? "bf16" : o.backend.substr(5));
 #else
-  (void)c, (void)cal;
   FASA_FAIL("--backend ", o.backend,
             ": this build has no CUDA backend (configure with -DFASA_ENABLE_CUDA=ON where nvcc "
             "is found)");
 #endif
-}
-
-inline std::vector<std::unique_ptr<model::layer_attention>> build_attention(
-    const model::llama_config& c, const attention_options& o, const calib::calibration* cal) {
-  if (o.backend == "eigen") return build_attention_on<backend::cpu_eigen>(c, o, cal);
-  if (o.backend == "reference") return build_attention_on<backend::cpu_reference>(c, o, cal);
-  check_backend_name(o.backend);
-  return build_cuda_attention(c, o, cal);
 }
 
 // KV bytes every layer read at the last decode step, summed over layers.

@@ -9,29 +9,14 @@
 
 #include <memory>
 #include <string>
-#include <utility>
 #include <vector>
 
-#include "fasa/calib/dominant_sets.hpp"
-#include "fasa/model/layer_builders.hpp"
+#include "../layer_request.hpp"
 
 namespace fasa::tools {
 
-struct cuda_layers_request {
-  explicit cuda_layers_request(model::layer_stack s) : stack(std::move(s)) {}
-  std::string selector = "fasa";  // dense | oracle | fasa
-  std::string element = "bf16";   // the cache's element type: bf16 | fp16 | fp32
-  model::layer_stack stack;
-  model::layer_plan plan;
-  token_budget budget = token_budget::tokens(256);
-  selection_granularity granularity = selection_granularity::query_head;
-  calib::dominant_fc_sets dominant;  // fasa: per layer, per unit
-};
-
-// Whether this build has the CUDA backend (false: build_cuda_layers throws saying so).
-bool have_cuda_layers();
-
-std::vector<std::unique_ptr<model::layer_attention>> build_cuda_layers(
-    const cuda_layers_request& r);
+// The request's layers on backend::cuda with caches of `element`: bf16, fp16 or fp32.
+std::vector<std::unique_ptr<model::layer_attention>> build_cuda_layers(const layers_request& r,
+                                                                       const std::string& element);
 
 }  // namespace fasa::tools

@@ -70,14 +70,11 @@ struct selecting final : selecting_base {
 
 template <class Elem, class St>
 struct sequence final : sequence_base {
-  sequence(const attention_shape& s, const St& storage)
-      : shape(s), st(storage), dense(s, 1, selector::dense{}, storage) {
+  sequence(const attention_shape& s, const St& storage) : dense(s, 1, selector::dense{}, storage) {
     const auto d = static_cast<std::size_t>(s.head_dim);
     q.resize(static_cast<std::size_t>(s.num_q_heads) * d);
     out.resize(q.size());
   }
-  attention_shape shape;
-  St st;
   batch_decoder<Elem, selector::dense, St> dense;                     // owns the cache
   std::unique_ptr<batch_decoder<Elem, selector::dense, St>> prefill;  // batch of queries
   std::unique_ptr<selecting_base> selecting_dec;
