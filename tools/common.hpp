@@ -335,6 +335,7 @@ struct attention_options {
   std::vector<int> dense_layers{0};
   std::int64_t capacity = 0;
   int calibration_k = 0;  // the CA window K that picks fasa's FCs; 0: the official rule
+  forced_tokens force;    // oracle, fasa: sinks / recent tokens kept before ranking
 };
 
 inline token_budget parse_budget(double b) {
@@ -366,6 +367,8 @@ inline layers_request request_for(const model::llama_config& c, const attention_
   r.plan.mapping = mapping;
   r.budget = parse_budget(o.budget);
   r.granularity = o.granularity;
+  o.force.validate();
+  r.force = o.force;
   if (o.selector == "fasa") {
     FASA_CHECK(cal != nullptr, "the fasa selector needs a calibration");
     r.dominant = dominant_sets_for(*cal, r.budget, o.n_tip, c.head_dim, o.calibration_k);

@@ -45,6 +45,12 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--dense-layers", o.dense_layers, "layers kept dense (the paper: 0)")
       ->capture_default_str();
+  app.add_option("--sinks", o.force.sinks,
+                 "oracle, fasa: the first N tokens always kept, taking budget slots (0: none)")
+      ->capture_default_str();
+  app.add_option("--recent", o.force.recent,
+                 "oracle, fasa: the last N tokens always kept, taking budget slots (0: none)")
+      ->capture_default_str();
   app.add_option("--fc-mapping", mapping,
                  "rotation_pairs (the paper's FCs) or adjacent_dims (the released code's)")
       ->capture_default_str();

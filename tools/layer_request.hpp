@@ -25,6 +25,7 @@ struct layers_request {
   model::layer_plan plan;
   token_budget budget = token_budget::tokens(256);
   selection_granularity granularity = selection_granularity::query_head;
+  forced_tokens force;               // oracle, fasa: tokens kept before ranking (default none)
   calib::dominant_fc_sets dominant;  // fasa: per layer, per unit
 };
 
@@ -35,10 +36,12 @@ std::vector<std::unique_ptr<model::layer_attention>> build_layers_for(const laye
     selector::oracle_topk sel;
     sel.budget = r.budget;
     sel.mode = r.granularity;
+    sel.force = r.force;
     return model::oracle_layers<Backend>(r.stack, r.plan, sel);
   }
   if (r.selector == "fasa")
-    return model::fasa_c_layers<Backend>(r.stack, r.plan, r.dominant, r.granularity, r.budget);
+    return model::fasa_c_layers<Backend>(r.stack, r.plan, r.dominant, r.granularity, r.budget,
+                                         r.force);
   FASA_FAIL("unknown selector '", r.selector, "'; known: dense, oracle, fasa");
 }
 

@@ -49,6 +49,9 @@ if [ -f "$model" ]; then
   expect_error "unknown granularity" "$tools/fasa-eval" ppl "${m[@]}" --granularity per_token
   expect_error "unknown backend 'vulkan'" "$tools/fasa-eval" ppl "${m[@]}" --backend vulkan
   expect_error "--calibration-k must be >= 0" "$tools/fasa-eval" ppl "${m[@]}" --calibration-k -1
+  expect_error "--sinks must be >= 0" "$tools/fasa-eval" ppl "${m[@]}" --sinks 2,-1
+  expect_error "--recent must be >= 0" "$tools/fasa-ablate" ppl "${m[@]}" --out "$tmp/a.csv" \
+    --recent -4
   expect_error "cannot open text" "$tools/fasa-eval" ppl "${m[@]}" --text "$tmp/none.txt"
   echo "too short" >"$tmp/short.txt"
   expect_error "windows of" "$tools/fasa-eval" ppl "${m[@]}" --text "$tmp/short.txt" --selector dense
@@ -61,6 +64,13 @@ if [ -f "$model" ]; then
     expect_error "--backend cuda" "$tools/fasa-eval" ppl "${m[@]}" --backend cuda --selector dense \
       --windows 1 --prefill 8 --decode 2 --skip 0 --text "$tmp/text.txt"
   fi
+  # forced tokens name the variant (and only where they are asked for)
+  expect_ok "$tools/fasa-eval" ppl "${m[@]}" --selector dense,oracle --budget 4 --sinks 0,2 \
+    --recent 3 --windows 1 --prefill 8 --decode 2 --skip 0 --text "$tmp/text.txt" --csv "$tmp/f.csv"
+  for key in "oracle budget=4 mode=query_head sinks=0 recent=3" \
+    "oracle budget=4 mode=query_head sinks=2 recent=3"; do
+    grep -qF "$key" "$tmp/f.csv" || { echo "FAIL: no row '$key' in the forced-token run"; fail=1; }
+  done
   echo '{"input": "", "context": "x"}' >"$tmp/lb.jsonl"
   expect_error "answers" "$tools/fasa-eval" longbench "${m[@]}" --file "$tmp/lb.jsonl" --task multi_news
   expect_error "depths must lie in [0, 1]" "$tools/fasa-eval" retrieval "${m[@]}" --depths 1.5

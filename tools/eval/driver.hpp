@@ -164,6 +164,8 @@ inline void plot_sweep(const protocol& p, const std::vector<row>& summaries,
     }
     name += " " + r.text("granularity");
     if (r.text("selector") == "fasa") name += " n_tip=" + r.text("n_tip") + " " + r.text("mapping");
+    for (const char* f : {"sinks", "recent"})
+      if (r.find(f) && r.number(f) > 0) name += std::string(" ") + f + "=" + r.text(f);
     auto& s = lines[name];
     s.name = name;
     s.x.push_back(r.number("budget"));

@@ -37,14 +37,18 @@ struct variant {
   int n_tip = 0;                  // 0: head_dim / 8
   selection_granularity granularity = selection_granularity::query_head;
   positional::fc_mapping mapping = positional::fc_mapping::rotation_pairs;
+  forced_tokens force;  // sinks / recent tokens kept before ranking (not the paper's method)
 
   // Budget, N_tip, mode and mapping only matter to some selectors; a key names what does.
+  // Forced tokens appear only when there are some, so keys of the paper's method stay short.
   std::string key() const {
     if (selector == "dense") return "dense";
     std::string k = selector + " budget=" + format_budget(budget);
     k += std::string(" mode=") + to_string(granularity);
     if (selector == "fasa")
       k += " n_tip=" + std::to_string(n_tip) + " mapping=" + positional::to_string(mapping);
+    if (force.any())
+      k += " sinks=" + std::to_string(force.sinks) + " recent=" + std::to_string(force.recent);
     return k;
   }
   static std::string format_budget(double b) {
@@ -61,10 +65,14 @@ inline std::vector<variant> expand_variants(const std::vector<std::string>& sele
                                             const std::vector<int>& n_tips,
                                             const std::vector<std::string>& modes,
                                             const std::vector<std::string>& mappings,
-                                            int default_n_tip) {
+                                            int default_n_tip, const std::vector<int>& sinks = {0},
+                                            const std::vector<int>& recents = {0}) {
   FASA_CHECK(!selectors.empty() && !budgets.empty() && !n_tips.empty() && !modes.empty() &&
-                 !mappings.empty(),
-             "every one of --selector, --budget, --n-tip, --granularity, --mapping needs a value");
+                 !mappings.empty() && !sinks.empty() && !recents.empty(),
+             "every one of --selector, --budget, --n-tip, --granularity, --mapping, --sinks, "
+             "--recent needs a value");
+  for (int x : sinks) FASA_CHECK(x >= 0, "--sinks must be >= 0, got ", x);
+  for (int x : recents) FASA_CHECK(x >= 0, "--recent must be >= 0, got ", x);
   std::vector<variant> out;
   std::vector<std::string> seen;
   for (const auto& s : selectors) {
@@ -75,17 +83,20 @@ inline std::vector<variant> expand_variants(const std::vector<std::string>& sele
       for (int n : n_tips) {
         FASA_CHECK(n >= 0, "--n-tip must be >= 0 (0: head_dim/8), got ", n);
         for (const auto& g : modes)
-          for (const auto& m : mappings) {
-            variant v;
-            v.selector = s;
-            v.budget = b;
-            v.n_tip = n > 0 ? n : default_n_tip;
-            v.granularity = parse_granularity(g);
-            v.mapping = parse_mapping(m);
-            if (std::find(seen.begin(), seen.end(), v.key()) != seen.end()) continue;
-            seen.push_back(v.key());
-            out.push_back(v);
-          }
+          for (const auto& m : mappings)
+            for (int sk : sinks)
+              for (int rc : recents) {
+                variant v;
+                v.selector = s;
+                v.budget = b;
+                v.n_tip = n > 0 ? n : default_n_tip;
+                v.granularity = parse_granularity(g);
+                v.mapping = parse_mapping(m);
+                if (s != "dense") v.force = forced_tokens{sk, rc, false};
+                if (std::find(seen.begin(), seen.end(), v.key()) != seen.end()) continue;
+                seen.push_back(v.key());
+                out.push_back(v);
+              }
       }
     }
   }
@@ -155,6 +166,7 @@ inline row variant_row(const variant& v) {
   r.set("n_tip", v.selector == "fasa" ? std::int64_t{v.n_tip} : std::int64_t{0});
   r.set("granularity", v.selector == "dense" ? "-" : to_string(v.granularity));
   r.set("mapping", v.selector == "fasa" ? positional::to_string(v.mapping) : "-");
+  r.set("sinks", std::int64_t{v.force.sinks}).set("recent", std::int64_t{v.force.recent});
   return r;
 }
 
@@ -300,6 +312,7 @@ class session {
     a.budget = v.budget;
     a.n_tip = v.n_tip;
     a.granularity = v.granularity;
+    a.force = v.force;
     a.dense_layers = opt_.dense_layers;
     a.calibration_k = opt_.calibration_k;
     a.capacity = capacity;
@@ -387,6 +400,7 @@ struct common_flags {
   std::vector<int> n_tips{0};
   std::vector<std::string> modes{"query_head"};
   std::vector<std::string> mappings{"rotation_pairs"};
+  std::vector<int> sinks{0}, recents{0};
   std::string csv, json, plot_dir;
 
   void add_to(CLI::App* app) {
@@ -415,6 +429,16 @@ struct common_flags {
     app->add_option("--mapping", mappings,
                     "FC mapping(s): rotation_pairs (the true RoPE pairs) or adjacent_dims (the "
                     "paper code's pairing of adjacent dims)")
+        ->delimiter(',')
+        ->capture_default_str();
+    app->add_option("--sinks", sinks,
+                    "oracle, fasa: the first N tokens are always kept, taking budget slots; "
+                    "comma-separated (0: none, as the paper's method)")
+        ->delimiter(',')
+        ->capture_default_str();
+    app->add_option("--recent", recents,
+                    "oracle, fasa: the last N tokens (the current one included) are always kept, "
+                    "taking budget slots; comma-separated (0: none, as the paper's method)")
         ->delimiter(',')
         ->capture_default_str();
     app->add_option("--calibration", session.calibration_files,
@@ -450,7 +474,8 @@ struct common_flags {
     for (int n : n_tips)
       FASA_CHECK(n <= c.head_dim / 2, "--n-tip ", n, " exceeds the ", c.head_dim / 2,
                  " FCs per head of this model");
-    return expand_variants(selectors, budgets, n_tips, modes, mappings, c.head_dim / 8);
+    return expand_variants(selectors, budgets, n_tips, modes, mappings, c.head_dim / 8, sinks,
+                           recents);
   }
 };
 
