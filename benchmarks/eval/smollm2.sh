@@ -87,6 +87,16 @@ retrieval8k() {
     --calibration "$cals8k" --csv "$out/retrieval-essays8k.csv" \
     --json "$out/retrieval-essays8k.json" --plot-dir "$out/plots"
 }
+# The same needles with the oracle and FASA at N_tip 8 and 16 (the retrieval bar fixes
+# no N_tip); one dense prefill per case shared by every variant (about 45 minutes on 2 cores):
+# bash benchmarks/eval/smollm2.sh retrieval8k_ntip
+retrieval8k_ntip() {
+  run "$bin/fasa-eval" retrieval --task needle --lengths 1024,2048,4096,7680 \
+    --depths 0,0.25,0.5,0.75,1 --trials 3 --selector dense,oracle,fasa --budget 256 \
+    --n-tip 8,16 --calibration "$cals8k" --prefix-cache-mb 12000 \
+    --csv "$out/retrieval-essays8k-ntip.csv" --json "$out/retrieval-essays8k-ntip.json" \
+    --plot-dir "$out/plots"
+}
 
 # four calibration windows averaged (4 x (6,000 + 128) of the essays), FASA's perplexity alone
 # (compared with the dense 35.444 of the other runs): bash benchmarks/eval/smollm2.sh calibrate4x ppl4x
