@@ -590,20 +590,6 @@ int main(int argc, char** argv) {
                  "3 passes in shared memory, -1 the ring under query_head granularity only")
       ->capture_default_str()
       ->check(CLI::IsMember({-1, 0, 3}));
-  app.add_option("--split-fused-select", cuda_only.splits.fused_select,
-                 "--backend cuda: TopK-I and FAC as one kernel per unit (1), as four kernels (0), "
-                 "or one kernel where the step has few units and short kept lists (-1); with one "
-                 "kernel its time is reported as filter_ms")
-      ->capture_default_str()
-      ->check(CLI::IsMember({-1, 0, 1}));
-  app.add_option("--split-fused-max-rows", cuda_only.splits.fused_max_rows,
-                 "--backend cuda: -1 above runs one kernel up to this many units x sequences")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 1 << 30));
-  app.add_option("--split-fused-max-keep", cuda_only.splits.fused_max_keep,
-                 "--backend cuda: ... and up to this many kept tokens per unit")
-      ->capture_default_str()
-      ->check(CLI::Range(0, 1 << 30));
   app.add_option("--bandwidth-mib", o.bandwidth_mib,
                  "Buffer size of the memory-bandwidth probe in MiB (0 skips it)")
       ->capture_default_str()

@@ -403,18 +403,14 @@ bool have_gpu() {
 
 TEST_CASE("cuda: variants against the CPU reference, GQA 4, head_dim 128, bf16") {
   gpu_case c;
-  // TopK-I and FAC as separate kernels and as one (select_attend)
-  for (int fused : {0, 1})
-    for (auto g : {selection_granularity::query_head, selection_granularity::kv_head}) {
-      c.granularity = g;
-      c.splits.fused_select = fused;
-      for (auto budget : {token_budget::tokens(5), token_budget::tokens(64),
-                          token_budget::tokens(100000), token_budget::fraction(0.1)}) {
-        c.budget = budget;
-        check_all_variants<__nv_bfloat16>(c);
-      }
+  for (auto g : {selection_granularity::query_head, selection_granularity::kv_head}) {
+    c.granularity = g;
+    for (auto budget : {token_budget::tokens(5), token_budget::tokens(64),
+                        token_budget::tokens(100000), token_budget::fraction(0.1)}) {
+      c.budget = budget;
+      check_all_variants<__nv_bfloat16>(c);
     }
-  c.splits.fused_select = 0;
+  }
   // Many short splits: every unit's merge by its last split block; as many TIP blocks as rows
   // allow, each one pass.
   c.splits = fasa::cuda::split_options{64.0, 64.0, 1, 1000, 64.0};
@@ -443,12 +439,10 @@ TEST_CASE("cuda: variants against the CPU reference, fp16, GQA 1, 3 and 8, head_
     c.kv_heads = kv;
     c.lengths = {5, 1, 333, 2049};
     c.budget = token_budget::tokens(100);
-    for (auto g : {selection_granularity::query_head, selection_granularity::kv_head})
-      for (int fused : {0, 1}) {
-        c.granularity = g;
-        c.splits.fused_select = fused;
-        check_all_variants<__half>(c);
-      }
+    for (auto g : {selection_granularity::query_head, selection_granularity::kv_head}) {
+      c.granularity = g;
+      check_all_variants<__half>(c);
+    }
   }
 }
 
@@ -474,11 +468,6 @@ TEST_CASE("cuda: exact ties keep the lowest indices, forced tokens come first") 
   check_all_variants<__nv_bfloat16>(c);
   c.levels = 0;
   c.force = forced_tokens{4, 8, true};
-  check_all_variants<__nv_bfloat16>(c);
-  c.splits.fused_select = 0;  // the default here is one kernel (select_attend): the others too
-  check_all_variants<__nv_bfloat16>(c);
-  c.levels = 4;
-  c.force = {};
   check_all_variants<__nv_bfloat16>(c);
 }
 
@@ -518,10 +507,6 @@ TEST_CASE("cuda: bad input is refused with a message") {
                        doctest::Contains("tip_waves must be > 0"), fasa::error);
   CHECK_THROWS_WITH_AS(dec.set_split_options(fasa::cuda::split_options{4.0, 2.0, 64, 32, 1.0, 2}),
                        doctest::Contains("tip_stages must be -1"), fasa::error);
-  fasa::cuda::split_options bad_fused;
-  bad_fused.fused_select = 2;
-  CHECK_THROWS_WITH_AS(dec.set_split_options(bad_fused),
-                       doctest::Contains("fused_select must be -1"), fasa::error);
   CHECK_THROWS_WITH_AS(dec.decode(nullptr, nullptr), doctest::Contains("set_lengths first"),
                        fasa::error);
   const auto pe = fasa::positional::rope::interleaved(64, 10000.0);

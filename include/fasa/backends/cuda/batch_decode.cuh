@@ -16,8 +16,6 @@
 //   4. attend_split_mma (units of several query heads: tensor cores) or attend_split (one query
 //      head per unit), then merge_splits: exact attention over the kept rows, gathered from the
 //      cache, split over the token range (FASA Eq. 8); dense runs step 4 alone over every token.
-// With few units and short kept lists (batch 1, say), steps 3 and 4 run as one kernel,
-// select_attend, one block per unit (split_options::fused_select).
 // No memset: the histograms and counters are zeroed once and left at zero by their last user.
 // Every step is a kernel launch on the given stream with no host synchronisation, so a step can
 // be captured in a CUDA graph (see benchmarks/cuda/).
@@ -32,7 +30,6 @@
 #include "fasa/backends/cuda/kernels/attend_mma.cuh"
 #include "fasa/backends/cuda/kernels/attend_split.cuh"
 #include "fasa/backends/cuda/kernels/prepare.cuh"
-#include "fasa/backends/cuda/kernels/select_attend.cuh"
 #include "fasa/backends/cuda/kernels/tip_scores.cuh"
 #include "fasa/backends/cuda/kernels/topk_radix.cuh"
 #include "fasa/backends/cuda/split_options.hpp"
@@ -374,38 +371,6 @@ class batch_decoder {
       k.out_stride = kcap_;
       k.cand = cand_.data();
       k.cand_stride = shape_.capacity;
-      a.gather = true;
-      a.idx = idx_.data();
-      a.idx_stride = kcap_;
-      a.budget = k.budget;
-      a.unit_is_query_head = g == selection_granularity::query_head;
-      if (uses_fused_select()) {
-        kernels::attend_args f = a;  // one split per unit, written as the final output
-        f.max_splits = 1;
-        f.chunk = static_cast<int>(std::max<std::int64_t>(kcap_, 1));
-        f.part_o = out;
-        launch_by_count(f.unit_is_query_head ? 1 : shape_.group_size(), [&](auto qmax) {
-          with_head_dim([&](auto dim) {
-            constexpr int D = decltype(dim)::value, QMAX = decltype(qmax)::value;
-            constexpr int smem = kernels::attend_smem_bytes<Elem, D, QMAX>();
-            const auto kernel = kernels::select_attend<Elem, St, D, QMAX>;
-            static const bool configured = [&] {
-              FASA_CUDA_CHECK(
-                  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-              return true;
-            }();
-            (void)configured;
-            kernel<<<dim3(static_cast<unsigned>(units_), static_cast<unsigned>(batch_)),
-                     kernels::attend_threads, static_cast<std::size_t>(smem), stream>>>(
-                st_dev_, cache_ptr_, seq_stride_, k, f);
-          });
-        });
-        FASA_CUDA_CHECK_LAUNCH("select_attend");
-        if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->filtered, stream));
-        if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->selected, stream));
-        if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->done, stream));
-        return;
-      }
       const std::int64_t filter_per_row =
           std::clamp<std::int64_t>(std::int64_t{sms_} * 4 / static_cast<std::int64_t>(rows), 1,
                                    std::max<std::int64_t>(1, (max_len_ + 1023) / 1024));
@@ -418,6 +383,11 @@ class batch_decoder {
           topk_finish<<<static_cast<unsigned>(rows), kernels::topk_finish_threads, 0, stream>>>(k);
       FASA_CUDA_CHECK_LAUNCH("topk_finish");
       if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->selected, stream));
+      a.gather = true;
+      a.idx = idx_.data();
+      a.idx_stride = kcap_;
+      a.budget = k.budget;
+      a.unit_is_query_head = g == selection_granularity::query_head;
     }
     const int units = a.unit_is_query_head ? shape_.num_q_heads : shape_.num_kv_heads;
     const dim3 grid(static_cast<unsigned>(max_splits_), static_cast<unsigned>(units),
@@ -484,10 +454,6 @@ class batch_decoder {
 
   // How the attention stage splits each unit's tokens (benchmarks sweep it).
   void set_split_options(const split_options& o) {
-    FASA_CHECK(o.fused_select >= -1 && o.fused_select <= 1,
-               "batch_decoder::set_split_options: fused_select must be -1 (auto), 0 (separate "
-               "kernels) or 1 (one kernel), got ",
-               o.fused_select);
     FASA_CHECK(o.tip_stages == -1 || o.tip_stages == 0 || o.tip_stages == 3,
                "batch_decoder::set_split_options: tip_stages must be -1 (auto), 0 (registers) "
                "or 3 (a cp.async ring of 3 passes), got ",
@@ -503,17 +469,6 @@ class batch_decoder {
     if (max_len_ > 0) plan_splits();
   }
   const split_options& splits() const { return split_; }
-
-  // Whether a step at the current lengths runs TopK-I and FAC as one kernel (select_attend).
-  bool uses_fused_select() const {
-    if constexpr (Sel::kind == score_kind::none) {
-      return false;
-    } else {
-      if (split_.fused_select >= 0) return split_.fused_select == 1;
-      return std::int64_t{batch_} * units_ <= split_.fused_max_rows &&
-             sel_.keep(max_len_) <= split_.fused_max_keep;
-    }
-  }
 
   // Tokens per split of the attention stage and the number of splits at the current lengths.
   int chunk() const { return chunk_; }

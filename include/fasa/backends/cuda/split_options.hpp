@@ -18,12 +18,6 @@ struct split_options {
   // TIP's loads: 0 into registers, 3 through a ring of 3 passes in shared memory (cp.async),
   // -1 the ring where a row is scored for several units (query_head), registers elsewhere
   int tip_stages = -1;
-  // TopK-I and FAC: 1 as one kernel, one block per selection unit (select_attend.cuh); 0 as the
-  // filter, finish, split attention and merge kernels; -1 the one kernel where the step has
-  // few units and short kept lists (fused_max_rows, fused_max_keep)
-  int fused_select = -1;
-  int fused_max_rows = 256;  // -1 chooses one kernel up to this many units x sequences
-  int fused_max_keep = 512;  // ... and up to this many kept tokens per unit
 };
 
 }  // namespace fasa::cuda

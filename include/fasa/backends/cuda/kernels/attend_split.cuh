@@ -128,12 +128,12 @@ constexpr int attend_smem_bytes() {
   return pipe > combine ? pipe : combine;
 }
 
-// One block's attention over its split `w` (tokens [w.begin, w.end) of a unit's list, w not
-// empty); smem_raw: attend_smem_bytes() of dynamic shared memory. Every thread calls it.
+// grid: (max_splits, units, batch); block: attend_threads; dynamic shared memory
+// attend_smem_bytes(). QMAX >= queries per unit.
 template <class Elem, class St, int D, int QMAX>
-__device__ __forceinline__ void attend_work(const St& st, const Elem* cache, std::int64_t seq_elems,
-                                            const attend_args& a, const split_work& w,
-                                            unsigned char* smem_raw) {
+__global__ __launch_bounds__(attend_threads) void attend_split(St st, const Elem* cache,
+                                                               std::int64_t seq_elems,
+                                                               attend_args a) {
   constexpr int V = vec_elems<Elem>;
   constexpr int LANES = D / V;
   constexpr int SLOTS = attend_threads / (LANES * QMAX);  // token slots per tile pass
@@ -143,8 +143,12 @@ __device__ __forceinline__ void attend_work(const St& st, const Elem* cache, std
   static_assert(LANES <= 32 && 32 % LANES == 0, "a key row must fit in one warp");
   static_assert(SLOTS >= 1 && TILE % SLOTS == 0, "a tile must split evenly over the slots");
   static_assert(TILE * LANES % attend_threads == 0, "a tile's copies must split evenly");
+  extern __shared__ __align__(16) unsigned char smem_raw[];
   Elem* ks = reinterpret_cast<Elem*>(smem_raw);  // [S][TILE][D]
   Elem* vs = ks + S * TILE * D;                  // [S][TILE][D]
+
+  const split_work w = split_of_block(a);
+  if (w.begin >= w.end) return;
   const int split = w.split, unit = w.unit, b = w.b, kv = w.kv, nq = w.nq, q0 = w.q0;
   const std::int64_t begin = w.begin, end = w.end;
   const int lane = threadIdx.x % LANES, col = lane * V;
@@ -235,18 +239,6 @@ __device__ __forceinline__ void attend_work(const St& st, const Elem* cache, std
   for (int e = 0; e < V; ++e) sm_o[(slot * QMAX + g) * D + col + e] = o[e];
   __syncthreads();
   write_split_output<D>(sm_m, sm_l, sm_o, SLOTS, QMAX, nq, a, b, q0, split);
-}
-
-// grid: (max_splits, units, batch); block: attend_threads; dynamic shared memory
-// attend_smem_bytes(). QMAX >= queries per unit.
-template <class Elem, class St, int D, int QMAX>
-__global__ __launch_bounds__(attend_threads) void attend_split(St st, const Elem* cache,
-                                                               std::int64_t seq_elems,
-                                                               attend_args a) {
-  extern __shared__ __align__(16) unsigned char smem_raw[];
-  const split_work w = split_of_block(a);
-  if (w.begin >= w.end) return;
-  attend_work<Elem, St, D, QMAX>(st, cache, seq_elems, a, w, smem_raw);
 }
 
 // grid: (num_q_heads, batch); block: head_dim threads. out: [batch, num_q_heads, head_dim].

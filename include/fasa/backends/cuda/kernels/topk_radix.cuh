@@ -104,17 +104,17 @@ __device__ __forceinline__ unsigned warp_append(unsigned* counter, bool pred) {
 
 inline constexpr int topk_filter_threads = 256;
 
-// Part `part` of `parts` blocks that filter one row; every thread of the block (T of them)
-// calls it.
-template <int T>
-__device__ void filter_row(const topk_args& a, std::int64_t row, std::int64_t part,
-                           std::int64_t parts) {
+// grid: (blocks per row, rows).
+__global__ __launch_bounds__(topk_filter_threads) void topk_filter(topk_args a) {
+  constexpr int T = topk_filter_threads;
+  const std::int64_t row = blockIdx.y;
   const std::int64_t n = a.lengths[row / a.units];
   const std::int64_t k = a.budget.keep(n);
   std::int32_t* out = a.out + row * a.out_stride;
-  const std::int64_t stride = parts * T;
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * T;
   if (k >= n) {
-    for (std::int64_t i = part * T + threadIdx.x; i < n; i += stride)
+    for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(T) + threadIdx.x; i < n;
+         i += stride)
       out[i] = static_cast<std::int32_t>(i);
     return;
   }
@@ -125,7 +125,8 @@ __device__ void filter_row(const topk_args& a, std::int64_t row, std::int64_t pa
   constexpr int UNROLL = 2;  // float4 loads in flight per thread
   const std::int64_t n4 = (n + 3) / 4;
   // Uniform trip counts across the warp (warp_append needs every lane).
-  for (std::int64_t i0 = part * T * UNROLL; i0 < n4; i0 += stride * UNROLL) {
+  for (std::int64_t i0 = blockIdx.x * static_cast<std::int64_t>(T) * UNROLL; i0 < n4;
+       i0 += stride * UNROLL) {
     float4 v[UNROLL];
 #pragma unroll
     for (int r = 0; r < UNROLL; ++r) {
@@ -152,32 +153,26 @@ __device__ void filter_row(const topk_args& a, std::int64_t row, std::int64_t pa
   }
 }
 
-// grid: (blocks per row, rows).
-__global__ __launch_bounds__(topk_filter_threads) void topk_filter(topk_args a) {
-  filter_row<topk_filter_threads>(a, blockIdx.y, blockIdx.x, gridDim.x);
-}
-
 inline constexpr int topk_finish_threads = 512;
 
-// Narrows the candidate list of one row down to exactly keep(n) - (tokens above); one block of
-// T threads, every thread calls it. The counters are read past L1 (__ldcg): in select_attend
-// the same block's filter has just counted them with atomics, which L1 does not see.
-template <int T>
-__device__ void finish_row(const topk_args& a, std::int64_t row) {
+// grid: rows. Narrows the candidate list of each row down to exactly keep(n) - (tokens above).
+__global__ __launch_bounds__(topk_finish_threads) void topk_finish(topk_args a) {
+  constexpr int T = topk_finish_threads;
   constexpr unsigned MAX_BINS = 4096;
   __shared__ unsigned hist_s[MAX_BINS];
   __shared__ unsigned s_out, s_count[2];
+  const std::int64_t row = blockIdx.x;
   const std::int64_t n = a.lengths[row / a.units];
   const std::int64_t k = a.budget.keep(n);
   if (k >= n) return;
   const unsigned* counts = a.counts + row * topk_count_fields;
-  unsigned bin = 0, above = __ldcg(counts + topk_above);
+  unsigned bin = 0, above = counts[topk_above];
   const float* s = a.scores + row * a.score_stride;
   std::int32_t* out = a.out + row * a.out_stride;
   std::int32_t* cand[2] = {a.cand + row * 2 * a.cand_stride,
                            a.cand + row * 2 * a.cand_stride + a.cand_stride};
   std::int64_t need = k - above;
-  std::int64_t count = __ldcg(counts + topk_candidates);
+  std::int64_t count = counts[topk_candidates];
   if (threadIdx.x == 0) s_out = above;
   __syncthreads();
   int cur = 0;
@@ -218,11 +213,6 @@ __device__ void finish_row(const topk_args& a, std::int64_t row) {
   // need == count: every remaining candidate is in
   const unsigned done = s_out;
   for (std::int64_t e = threadIdx.x; e < count; e += T) out[done + e] = cand[cur][e];
-}
-
-// grid: rows.
-__global__ __launch_bounds__(topk_finish_threads) void topk_finish(topk_args a) {
-  finish_row<topk_finish_threads>(a, blockIdx.x);
 }
 
 }  // namespace fasa::cuda::kernels
