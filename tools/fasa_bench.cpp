@@ -590,6 +590,12 @@ int main(int argc, char** argv) {
                  "3 passes in shared memory, -1 the ring under query_head granularity only")
       ->capture_default_str()
       ->check(CLI::IsMember({-1, 0, 3}));
+  app.add_option("--split-tip-bulk", cuda_only.splits.tip_bulk,
+                 "--backend cuda: TIP's loads as bulk copies (sm_90 TMA) of 16 KB tiles of rows "
+                 "through a ring of this many tiles (2-4) where the scored rows are contiguous "
+                 "(the FASA-C slab); 0: off")
+      ->capture_default_str()
+      ->check(CLI::IsMember({0, 2, 3, 4}));
   app.add_option("--bandwidth-mib", o.bandwidth_mib,
                  "Buffer size of the memory-bandwidth probe in MiB (0 skips it)")
       ->capture_default_str()

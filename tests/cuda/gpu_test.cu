@@ -60,8 +60,9 @@ struct gpu_case {
 std::string describe(const gpu_case& c) {
   std::ostringstream os;
   os << "splits=" << c.splits.waves << "/" << c.splits.gather_waves << "/" << c.splits.min_chunk
-     << "/" << c.splits.max_splits << "/" << c.splits.tip_waves << "/" << c.splits.tip_stages
-     << " d=" << c.head_dim << " heads=" << c.q_heads << "/" << c.kv_heads << " lengths=";
+     << "/" << c.splits.max_splits << "/" << c.splits.tip_waves << "/" << c.splits.tip_stages << "/"
+     << c.splits.tip_bulk << " d=" << c.head_dim << " heads=" << c.q_heads << "/" << c.kv_heads
+     << " lengths=";
   for (int n : c.lengths) os << n << ',';
   os << " budget="
      << (c.budget.is_fraction() ? c.budget.fraction_value() : static_cast<double>(c.budget.count()))
@@ -175,6 +176,19 @@ void check_variant(const gpu_case& c, const Sel& sel, const St& st) {
   REQUIRE(max_len <= shape.capacity);
   fasa::cuda::batch_decoder<Elem, Sel, St> dec(shape, batch, sel, st);
   dec.set_split_options(c.splits);
+  if constexpr (Sel::kind != fasa::score_kind::none) {
+    // Where a case asks for bulk copies, they must be what runs wherever the rows allow them:
+    // TIP on 4, 8 or 16 lanes per row, a KV head's scored rows back to back.
+    const int vectors = dec.score_width() * static_cast<int>(sizeof(Elem)) / 16;
+    bool rows_back_to_back = true;
+    if constexpr (std::is_same_v<St, fasa::storage::split_dominant>)
+      rows_back_to_back = dec.score_width() == st.slab_width;
+    int device = 0, major = 0;
+    FASA_CUDA_CHECK(cudaGetDevice(&device));
+    FASA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    CHECK(dec.tip_bulk_active() == (c.splits.tip_bulk > 0 && major >= 9 && rows_back_to_back &&
+                                    (vectors == 4 || vectors == 8 || vectors == 16)));
+  }
 
   const std::size_t row = static_cast<std::size_t>(c.kv_heads) * c.head_dim;
   std::vector<std::vector<float>> keys, values;
@@ -429,6 +443,16 @@ TEST_CASE("cuda: variants against the CPU reference, GQA 4, head_dim 128, bf16")
         c.budget = waves < 1 ? token_budget::tokens(700) : token_budget::fraction(0.1);
         check_all_variants<__nv_bfloat16>(c);
       }
+  // TIP's loads as bulk copies through rings of 2 to 4 tiles, both modes, one block (every
+  // tile through the ring's slots many times) and one wave.
+  for (auto g : {selection_granularity::query_head, selection_granularity::kv_head})
+    for (int tiles : {2, 3, 4})
+      for (double waves : {1e-6, 1.0}) {
+        c.granularity = g;
+        c.splits = fasa::cuda::split_options{4.0, 2.0, 64, 16, waves, -1, tiles};
+        c.budget = waves < 1 ? token_budget::tokens(700) : token_budget::fraction(0.1);
+        check_all_variants<__nv_bfloat16>(c);
+      }
 }
 
 TEST_CASE("cuda: variants against the CPU reference, fp16, GQA 1, 3 and 8, head_dim 64") {
@@ -439,10 +463,12 @@ TEST_CASE("cuda: variants against the CPU reference, fp16, GQA 1, 3 and 8, head_
     c.kv_heads = kv;
     c.lengths = {5, 1, 333, 2049};
     c.budget = token_budget::tokens(100);
-    for (auto g : {selection_granularity::query_head, selection_granularity::kv_head}) {
-      c.granularity = g;
-      check_all_variants<__half>(c);
-    }
+    for (auto g : {selection_granularity::query_head, selection_granularity::kv_head})
+      for (int bulk : {0, 2}) {  // whole d-64 rows of the contiguous cache: 8 lanes per row
+        c.granularity = g;
+        c.splits.tip_bulk = bulk;
+        check_all_variants<__half>(c);
+      }
   }
 }
 
@@ -453,6 +479,9 @@ TEST_CASE("cuda: head_dim 128 with GQA 8, fp16, and head_dim 64 with bf16") {
   c.lengths = {700, 3};
   c.n_tip = 16;
   check_all_variants<__half>(c);
+  c.splits.tip_bulk = 4;  // eight units per row and a ring of four tiles
+  check_all_variants<__half>(c);
+  c.splits.tip_bulk = 0;
   c.head_dim = 64;
   c.q_heads = 6;
   c.kv_heads = 2;
@@ -466,8 +495,12 @@ TEST_CASE("cuda: exact ties keep the lowest indices, forced tokens come first") 
   c.lengths = {1500, 64, 9};
   c.budget = token_budget::tokens(40);
   check_all_variants<__nv_bfloat16>(c);
+  c.splits.tip_bulk = 3;
+  check_all_variants<__nv_bfloat16>(c);
   c.levels = 0;
   c.force = forced_tokens{4, 8, true};
+  check_all_variants<__nv_bfloat16>(c);
+  c.splits.tip_bulk = 0;
   check_all_variants<__nv_bfloat16>(c);
 }
 
@@ -483,7 +516,10 @@ TEST_CASE("cuda: top-k over 128K+ tokens (Llama-3.1-8B group shape)") {
   for (auto g : {selection_granularity::query_head, selection_granularity::kv_head}) {
     c.granularity = g;
     const fasa::dominant_plan plan(pe, shape, g, random_fcs(c, 3), 8);
-    check_variant<__nv_bfloat16>(c, plan.tip(c.budget), plan.storage());
+    for (int bulk : {0, 3}) {
+      c.splits.tip_bulk = bulk;
+      check_variant<__nv_bfloat16>(c, plan.tip(c.budget), plan.storage());
+    }
   }
 }
 
@@ -507,6 +543,9 @@ TEST_CASE("cuda: bad input is refused with a message") {
                        doctest::Contains("tip_waves must be > 0"), fasa::error);
   CHECK_THROWS_WITH_AS(dec.set_split_options(fasa::cuda::split_options{4.0, 2.0, 64, 32, 1.0, 2}),
                        doctest::Contains("tip_stages must be -1"), fasa::error);
+  CHECK_THROWS_WITH_AS(
+      dec.set_split_options(fasa::cuda::split_options{4.0, 2.0, 64, 32, 1.0, -1, 1}),
+      doctest::Contains("tip_bulk must be 0"), fasa::error);
   CHECK_THROWS_WITH_AS(dec.decode(nullptr, nullptr), doctest::Contains("set_lengths first"),
                        fasa::error);
   const auto pe = fasa::positional::rope::interleaved(64, 10000.0);

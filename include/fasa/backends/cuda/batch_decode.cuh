@@ -177,6 +177,16 @@ class batch_decoder {
         }
         if (in_first) score_width_ = layout<St>::first_width(st);
       }
+      // Bulk copies need sm_90, each KV head's scored rows back to back (row pitch = the
+      // scored width) and 16-byte aligned starts.
+      int major = 0;
+      FASA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+      const std::int64_t pitch = layout<St>::first_row(st, 0, 1) - layout<St>::first_row(st, 0, 0);
+      const auto aligned = [](std::int64_t elems) { return elems * sizeof(Elem) % 16 == 0; };
+      tip_bulk_ok_ = major >= 9 && pitch == score_width_ &&
+                     layout<St>::first_width(st) >= score_width_ && aligned(seq_stride_) &&
+                     aligned(layout<St>::first_row(st, 1, 0)) &&
+                     reinterpret_cast<std::uintptr_t>(cache_ptr_) % 16 == 0;
     } else {
       units_ = shape.num_kv_heads;
     }
@@ -337,7 +347,21 @@ class batch_decoder {
           };
           const auto lanes = [&](auto lpr_c) {
             constexpr int L = decltype(lpr_c)::value;
-            if (split_.tip_stages > 0 || (split_.tip_stages < 0 && UMAX > 1))
+            if (split_.tip_bulk > 0 && tip_bulk_ok_) {
+              switch (split_.tip_bulk) {
+                case 2:
+                  launch(kernels::tip_scores_bulk<Elem, St, D, UMAX, L, 2>,
+                         kernels::tip_ring_bytes(2));
+                  break;
+                case 3:
+                  launch(kernels::tip_scores_bulk<Elem, St, D, UMAX, L, 3>,
+                         kernels::tip_ring_bytes(3));
+                  break;
+                default:
+                  launch(kernels::tip_scores_bulk<Elem, St, D, UMAX, L, 4>,
+                         kernels::tip_ring_bytes(4));
+              }
+            } else if (split_.tip_stages > 0 || (split_.tip_stages < 0 && UMAX > 1))
               launch(kernels::tip_scores_lanes<Elem, St, D, UMAX, L, 3>,
                      kernels::tip_ring_bytes(3));
             else
@@ -464,11 +488,21 @@ class batch_decoder {
                "min_chunk and max_splits >= 1; got ",
                o.waves, ", ", o.gather_waves, ", ", o.tip_waves, ", ", o.min_chunk, ", ",
                o.max_splits);
-    if (o.tip_stages != split_.tip_stages) tip_per_sm_ = 0;  // another TIP kernel: ask again
+    FASA_CHECK(o.tip_bulk == 0 || (o.tip_bulk >= 2 && o.tip_bulk <= 4),
+               "batch_decoder::set_split_options: tip_bulk must be 0 (off) or 2 to 4 tiles, got ",
+               o.tip_bulk);
+    if (o.tip_stages != split_.tip_stages || o.tip_bulk != split_.tip_bulk)
+      tip_per_sm_ = 0;  // another TIP kernel: ask again
     split_ = o;
     if (max_len_ > 0) plan_splits();
   }
   const split_options& splits() const { return split_; }
+  // Whether TIP loads through bulk copies (split_options::tip_bulk asked for, an sm_90 GPU,
+  // the scored rows back to back, 4, 8 or 16 vectors wide).
+  bool tip_bulk_active() const {
+    const int nv = score_width_ / vec;
+    return split_.tip_bulk > 0 && tip_bulk_ok_ && (nv == 4 || nv == 8 || nv == 16);
+  }
 
   // Tokens per split of the attention stage and the number of splits at the current lengths.
   int chunk() const { return chunk_; }
@@ -592,7 +626,8 @@ class batch_decoder {
   std::int64_t score_stride_ = 0;
   int chunk_ = 0, max_splits_ = 0;
   split_options split_{};
-  int tip_per_sm_ = 0;  // TIP blocks resident per SM (asked on the first step)
+  int tip_per_sm_ = 0;        // TIP blocks resident per SM (asked on the first step)
+  bool tip_bulk_ok_ = false;  // TIP may load through bulk copies (split_options::tip_bulk)
   device_buffer<float> q_att_, q_tip_, scores_, part_o_, part_lse_;
   device_buffer<std::int32_t> idx_, cand_;
   device_buffer<unsigned> hist_;     // [rows, topk_hist_bins], then [rows, topk_count_fields]

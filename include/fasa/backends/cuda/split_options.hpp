@@ -18,6 +18,10 @@ struct split_options {
   // TIP's loads: 0 into registers, 3 through a ring of 3 passes in shared memory (cp.async),
   // -1 the ring where a row is scored for several units (query_head), registers elsewhere
   int tip_stages = -1;
+  // TIP's loads as bulk copies (sm_90's tensor memory accelerator) of 16 KB tiles of rows through
+  // a ring of this many tiles in shared memory (2, 3 or 4), where a KV head's scored rows are
+  // one contiguous run (the FASA-C slab); 0: off. Replaces tip_stages' choice where it applies.
+  int tip_bulk = 0;
 };
 
 }  // namespace fasa::cuda

@@ -217,6 +217,56 @@ __host__ __device__ constexpr int tip_ring_bytes(int stages) {
   return stages * tip_lane_rows * tip_threads * static_cast<int>(sizeof(uint4));
 }
 
+// One pass of tip_scores_lanes (and tip_scores_bulk): each thread's RPT 16-byte chunks `raw`,
+// chunk i of the row t0 + i * ROWS + threadIdx.x / LPR at lane threadIdx.x % LPR, dotted with
+// the units' query chunks `qc`, summed over the row's lanes and emitted.
+template <class Elem, int UMAX, int LPR>
+__device__ __forceinline__ void tip_lanes_pass(const tip_args& a, const tip_units& tu,
+                                               float* scores, unsigned* hist_s, bool histogram,
+                                               std::int64_t n, std::int64_t t0,
+                                               const float (&qc)[UMAX][vec_elems<Elem>],
+                                               const uint4 (&raw)[tip_lane_rows]) {
+  constexpr int V = vec_elems<Elem>;
+  constexpr int RPT = tip_lane_rows;
+  constexpr int ROWS = tip_threads / LPR;
+  const int c = threadIdx.x % LPR, r_in = threadIdx.x / LPR;
+  float acc[RPT][UMAX];
+#pragma unroll
+  for (int i = 0; i < RPT; ++i) {
+    float k[V];
+    to_floats<Elem>(raw[i], k);
+#pragma unroll
+    for (int u = 0; u < UMAX; ++u) {
+      acc[i][u] = 0.0f;
+#pragma unroll
+      for (int e = 0; e < V; ++e) acc[i][u] = fmaf(qc[u][e], k[e], acc[i][u]);
+#pragma unroll
+      for (int off = LPR / 2; off > 0; off /= 2)
+        acc[i][u] += __shfl_xor_sync(0xffffffffu, acc[i][u], off);
+    }
+  }
+  if constexpr (UMAX == 1) {  // one score per row: lane 0 of the row writes each
+#pragma unroll
+    for (int i = 0; i < RPT; ++i) {
+      const std::int64_t t = t0 + i * ROWS + r_in;
+      if (c == 0 && t < n) tip_emit(a, scores, hist_s, histogram, n, t, 0, acc[i][0]);
+    }
+  } else if (c < RPT) {  // several: lane c of the row writes pass row c's (selects, no spill)
+    const std::int64_t t = t0 + c * ROWS + r_in;
+    float mine[UMAX];
+#pragma unroll
+    for (int u = 0; u < UMAX; ++u) {
+      mine[u] = acc[0][u];
+#pragma unroll
+      for (int i = 1; i < RPT; ++i) mine[u] = c == i ? acc[i][u] : mine[u];
+    }
+    if (t < n)
+#pragma unroll
+      for (int u = 0; u < UMAX; ++u)
+        if (u < tu.nu) tip_emit(a, scores, hist_s, histogram, n, t, u, mine[u]);
+  }
+}
+
 // The same scores with LPR lanes per row (LPR = width / vector width, a power of two): lane c of
 // a row loads the row's 16-byte chunk c, so a warp reads 32 / LPR consecutive rows as one
 // contiguous, fully coalesced stretch, and the lanes sum their partial dot products with
@@ -297,43 +347,80 @@ __global__ __launch_bounds__(tip_threads) void tip_scores_lanes(St st, const Ele
         if (t < n) raw[i] = load_raw(row_at(t));
       }
     }
-    float acc[RPT][UMAX];
-#pragma unroll
-    for (int i = 0; i < RPT; ++i) {
-      float k[V];
-      to_floats<Elem>(raw[i], k);
-#pragma unroll
-      for (int u = 0; u < UMAX; ++u) {
-        acc[i][u] = 0.0f;
-#pragma unroll
-        for (int e = 0; e < V; ++e) acc[i][u] = fmaf(qc[u][e], k[e], acc[i][u]);
-#pragma unroll
-        for (int off = LPR / 2; off > 0; off /= 2)
-          acc[i][u] += __shfl_xor_sync(0xffffffffu, acc[i][u], off);
-      }
-    }
-    if constexpr (UMAX == 1) {  // one score per row: lane 0 of the row writes each
-#pragma unroll
-      for (int i = 0; i < RPT; ++i) {
-        const std::int64_t t = t0 + i * ROWS + r_in;
-        if (c == 0 && t < n) tip_emit(a, scores, hist_s, histogram, n, t, 0, acc[i][0]);
-      }
-    } else if (c < RPT) {  // several: lane c of the row writes pass row c's (selects, no spill)
-      const std::int64_t t = t0 + c * ROWS + r_in;
-      float mine[UMAX];
-#pragma unroll
-      for (int u = 0; u < UMAX; ++u) {
-        mine[u] = acc[0][u];
-#pragma unroll
-        for (int i = 1; i < RPT; ++i) mine[u] = c == i ? acc[i][u] : mine[u];
-      }
-      if (t < n)
-#pragma unroll
-        for (int u = 0; u < UMAX; ++u)
-          if (u < tu.nu) tip_emit(a, scores, hist_s, histogram, n, t, u, mine[u]);
-    }
+    tip_lanes_pass<Elem, UMAX, LPR>(a, tu, scores, hist_s, histogram, n, t0, qc, raw);
   }
   if constexpr (S > 0) cp_async_wait<0>();
+  if (histogram) tip_finish(a, b, h, tu, n, hist_s);
+}
+
+// The same scores where a KV head's scored rows are one contiguous run in memory (the FASA-C
+// slab, or whole rows of a contiguous cache scored whole: the host checks), their loads as bulk
+// copies (cp.async.bulk, sm_90+): a tile of the rows one pass of tip_scores_lanes scores (16 KB)
+// arrives in one copy, issued by one thread, through a ring of S tiles in shared memory whose
+// slots complete on mbarriers. The other threads issue no loads and compute no addresses; the
+// bytes in flight (S - 1 tiles ahead of the one scored) do not depend on how many threads are
+// resident. Tiles go to blocks round-robin, as the passes of tip_scores_lanes do. The math and
+// the emitted scores are tip_scores_lanes' (tip_lanes_pass). Dynamic shared memory:
+// tip_ring_bytes(S). grid and block as tip_scores.
+template <class Elem, class St, int D, int UMAX, int LPR, int S>
+__global__ __launch_bounds__(tip_threads) void tip_scores_bulk(St st, const Elem* cache,
+                                                               std::int64_t seq_elems, tip_args a) {
+  constexpr int V = vec_elems<Elem>;
+  constexpr int RPT = tip_lane_rows;
+  constexpr int TILE = tip_threads / LPR * RPT;  // rows per tile
+  constexpr int TILE_VECS = RPT * tip_threads;   // 16-byte chunks per tile
+  static_assert(S >= 2, "a ring needs at least two tiles");
+  static_assert(32 % LPR == 0, "a row's lanes must sit in one warp");
+  extern __shared__ uint4 ring[];  // [S][TILE_VECS]
+  __shared__ alignas(8) std::uint64_t full[S];
+  __shared__ float q_s[UMAX * D];
+  __shared__ unsigned hist_s[UMAX * topk_hist_bins];
+  const int b = blockIdx.z, h = blockIdx.y;
+  const tip_units tu = tip_units_of(a, h);
+  const std::int64_t n = a.lengths[b];
+  const bool histogram = a.budget.keep(n) < n;
+  if (threadIdx.x == 0)
+#pragma unroll
+    for (int i = 0; i < S; ++i) mbarrier_init(&full[i]);
+  tip_setup<D, UMAX>(a, b, tu, q_s, hist_s);  // its closing barrier publishes the mbarriers
+
+  const Elem* rows = cache + b * seq_elems + layout<St>::first_row(st, h, 0);
+  const std::int64_t tiles = (n + TILE - 1) / TILE;
+  const auto issue = [&](std::int64_t tile, int slot) {
+    const std::int64_t t0 = tile * TILE;
+    const std::int64_t count = n - t0 < TILE ? n - t0 : TILE;
+    bulk_copy_to_shared(&ring[slot * TILE_VECS], rows + t0 * a.width,
+                        static_cast<unsigned>(count * a.width * static_cast<int>(sizeof(Elem))),
+                        &full[slot]);
+  };
+  if (threadIdx.x == 0)
+#pragma unroll
+    for (int i = 0; i < S; ++i)
+      if (blockIdx.x + static_cast<std::int64_t>(i) * gridDim.x < tiles)
+        issue(blockIdx.x + static_cast<std::int64_t>(i) * gridDim.x, i);
+  float* scores = a.scores + (static_cast<std::int64_t>(b) * tu.units + tu.unit0) * a.score_stride;
+  const int col = threadIdx.x % LPR * V;
+  float qc[UMAX][V];
+#pragma unroll
+  for (int u = 0; u < UMAX; ++u)
+#pragma unroll
+    for (int e = 0; e < V; ++e) qc[u][e] = q_s[u * D + col + e];
+  int slot = 0;
+  unsigned parity = 0;
+  for (std::int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    mbarrier_wait(&full[slot], parity);
+    uint4 raw[RPT];  // rows past the end read stale chunks, never emitted
+#pragma unroll
+    for (int i = 0; i < RPT; ++i) raw[i] = ring[slot * TILE_VECS + i * tip_threads + threadIdx.x];
+    __syncthreads();  // every thread holds its chunks: the slot can be refilled
+    const std::int64_t next = tile + static_cast<std::int64_t>(S) * gridDim.x;
+    if (threadIdx.x == 0 && next < tiles) issue(next, slot);
+    tip_lanes_pass<Elem, UMAX, LPR>(a, tu, scores, hist_s, histogram, n, tile * TILE, qc, raw);
+    if (++slot == S) {
+      slot = 0;
+      parity ^= 1u;
+    }
+  }
   if (histogram) tip_finish(a, b, h, tu, n, hist_s);
 }
 
