@@ -596,6 +596,10 @@ int main(int argc, char** argv) {
                  "(the FASA-C slab); 0: off")
       ->capture_default_str()
       ->check(CLI::IsMember({0, 2, 3, 4}));
+  app.add_option("--split-pdl", cuda_only.splits.pdl,
+                 "--backend cuda: programmatic dependent launch (sm_90) between the kernels of a "
+                 "step: each launched while the one before it still runs (0 or 1)")
+      ->capture_default_str();
   app.add_option("--bandwidth-mib", o.bandwidth_mib,
                  "Buffer size of the memory-bandwidth probe in MiB (0 skips it)")
       ->capture_default_str()

@@ -61,8 +61,8 @@ std::string describe(const gpu_case& c) {
   std::ostringstream os;
   os << "splits=" << c.splits.waves << "/" << c.splits.gather_waves << "/" << c.splits.min_chunk
      << "/" << c.splits.max_splits << "/" << c.splits.tip_waves << "/" << c.splits.tip_stages << "/"
-     << c.splits.tip_bulk << " d=" << c.head_dim << " heads=" << c.q_heads << "/" << c.kv_heads
-     << " lengths=";
+     << c.splits.tip_bulk << "/" << (c.splits.pdl ? "pdl" : "-") << " d=" << c.head_dim
+     << " heads=" << c.q_heads << "/" << c.kv_heads << " lengths=";
   for (int n : c.lengths) os << n << ',';
   os << " budget="
      << (c.budget.is_fraction() ? c.budget.fraction_value() : static_cast<double>(c.budget.count()))
@@ -453,6 +453,15 @@ TEST_CASE("cuda: variants against the CPU reference, GQA 4, head_dim 128, bf16")
         c.budget = waves < 1 ? token_budget::tokens(700) : token_budget::fraction(0.1);
         check_all_variants<__nv_bfloat16>(c);
       }
+  // Programmatic dependent launch: every kernel of a step may start before the one before it
+  // ends (each waits for it first); with many short splits (the merge) and both TIP paths.
+  for (auto g : {selection_granularity::query_head, selection_granularity::kv_head})
+    for (int bulk : {0, 3}) {
+      c.granularity = g;
+      c.splits = fasa::cuda::split_options{64.0, 64.0, 1, 1000, 1.0, -1, bulk, true};
+      c.budget = token_budget::tokens(64);
+      check_all_variants<__nv_bfloat16>(c);
+    }
 }
 
 TEST_CASE("cuda: variants against the CPU reference, fp16, GQA 1, 3 and 8, head_dim 64") {
@@ -501,6 +510,8 @@ TEST_CASE("cuda: exact ties keep the lowest indices, forced tokens come first") 
   c.force = forced_tokens{4, 8, true};
   check_all_variants<__nv_bfloat16>(c);
   c.splits.tip_bulk = 0;
+  check_all_variants<__nv_bfloat16>(c);
+  c.splits.pdl = true;
   check_all_variants<__nv_bfloat16>(c);
 }
 

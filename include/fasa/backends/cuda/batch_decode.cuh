@@ -276,12 +276,11 @@ class batch_decoder {
     const int d = shape_.head_dim;
     if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->start, stream));
     const int prep_blocks = std::max(shape_.num_q_heads, units_);
-    kernels::
-        prepare_queries<<<dim3(static_cast<unsigned>(prep_blocks), static_cast<unsigned>(batch_)),
-                          static_cast<unsigned>(d), 0, stream>>>(
-            st_dev_, shape_, sel_.granularity(), score_mask_.data(), q, q_att_.data(),
-            q_tip_.data(),
-            static_cast<float>(1.4426950408889634 / std::sqrt(static_cast<double>(d))));
+    launch_kernel(kernels::prepare_queries<St>,
+                  dim3(static_cast<unsigned>(prep_blocks), static_cast<unsigned>(batch_)),
+                  static_cast<unsigned>(d), 0, stream, st_dev_, shape_, sel_.granularity(),
+                  score_mask_.data(), q, q_att_.data(), q_tip_.data(),
+                  static_cast<float>(1.4426950408889634 / std::sqrt(static_cast<double>(d))));
     FASA_CUDA_CHECK_LAUNCH("prepare_queries");
     if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->prepared, stream));
     kernels::attend_args a{};
@@ -342,8 +341,8 @@ class batch_decoder {
             const dim3 tip_grid(
                 static_cast<unsigned>(std::min((max_len_ + per_block - 1) / per_block, want)),
                 static_cast<unsigned>(shape_.num_kv_heads), static_cast<unsigned>(batch_));
-            kernel<<<tip_grid, kernels::tip_threads, static_cast<std::size_t>(smem), stream>>>(
-                st_dev_, cache_ptr_, seq_stride_, t);
+            launch_kernel(kernel, tip_grid, kernels::tip_threads, static_cast<std::size_t>(smem),
+                          stream, st_dev_, cache_ptr_, seq_stride_, t);
           };
           const auto lanes = [&](auto lpr_c) {
             constexpr int L = decltype(lpr_c)::value;
@@ -398,13 +397,13 @@ class batch_decoder {
       const std::int64_t filter_per_row =
           std::clamp<std::int64_t>(std::int64_t{sms_} * 4 / static_cast<std::int64_t>(rows), 1,
                                    std::max<std::int64_t>(1, (max_len_ + 1023) / 1024));
-      kernels::
-          topk_filter<<<dim3(static_cast<unsigned>(filter_per_row), static_cast<unsigned>(rows)),
-                        kernels::topk_filter_threads, 0, stream>>>(k);
+      launch_kernel(kernels::topk_filter,
+                    dim3(static_cast<unsigned>(filter_per_row), static_cast<unsigned>(rows)),
+                    kernels::topk_filter_threads, 0, stream, k);
       FASA_CUDA_CHECK_LAUNCH("topk_filter");
       if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->filtered, stream));
-      kernels::
-          topk_finish<<<static_cast<unsigned>(rows), kernels::topk_finish_threads, 0, stream>>>(k);
+      launch_kernel(kernels::topk_finish, static_cast<unsigned>(rows), kernels::topk_finish_threads,
+                    0, stream, k);
       FASA_CUDA_CHECK_LAUNCH("topk_finish");
       if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->selected, stream));
       a.gather = true;
@@ -417,15 +416,34 @@ class batch_decoder {
     const dim3 grid(static_cast<unsigned>(max_splits_), static_cast<unsigned>(units),
                     static_cast<unsigned>(batch_));
     with_attention_kernel(a.unit_is_query_head, [&](auto kernel, int threads, int smem) {
-      kernel<<<grid, static_cast<unsigned>(threads), static_cast<std::size_t>(smem), stream>>>(
-          st_dev_, cache_ptr_, seq_stride_, a);
+      launch_kernel(kernel, grid, static_cast<unsigned>(threads), static_cast<std::size_t>(smem),
+                    stream, st_dev_, cache_ptr_, seq_stride_, a);
     });
     FASA_CUDA_CHECK_LAUNCH("attend_split");
-    kernels::merge_splits<<<dim3(static_cast<unsigned>(shape_.num_q_heads),
-                                 static_cast<unsigned>(batch_)),
-                            static_cast<unsigned>(d), 0, stream>>>(a, out);
+    launch_kernel(kernels::merge_splits,
+                  dim3(static_cast<unsigned>(shape_.num_q_heads), static_cast<unsigned>(batch_)),
+                  static_cast<unsigned>(d), 0, stream, a, out);
     FASA_CUDA_CHECK_LAUNCH("merge_splits");
     if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->done, stream));
+  }
+
+  // Launches one of a step's kernels on `stream`, with programmatic dependent launch where
+  // split_options::pdl asks for it (every step kernel begins with grid_dependency_sync, so the
+  // kernel may be launched before its predecessor ends but does nothing until it has).
+  template <class... P, class... A>
+  void launch_kernel(void (*kernel)(P...), dim3 grid, dim3 block, std::size_t smem,
+                     cudaStream_t stream, A... args) const {
+    cudaLaunchConfig_t cfg{};
+    cfg.gridDim = grid;
+    cfg.blockDim = block;
+    cfg.dynamicSmemBytes = smem;
+    cfg.stream = stream;
+    cudaLaunchAttribute attr[1]{};
+    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = split_.pdl ? 1 : 0;
+    FASA_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<P>(args)...));
   }
 
   // The tokens unit u of sequence b kept at the last step, ascending (synchronises). Dense

@@ -175,6 +175,21 @@ __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
 }
 
+// ---- programmatic dependent launch (sm_90+) ---------------------------------------------------
+//
+// Every kernel of a decode step starts with this: it lets the next kernel in the stream be
+// launched as soon as all of this grid's blocks are running (so that launch overlaps this
+// kernel's work instead of following its end), then waits until the previous kernel has
+// finished and its memory writes are visible. Where a kernel was launched without the
+// programmatic-serialisation attribute (split_options::pdl off) both are no-ops and the stream
+// orders kernels as usual; either way no kernel touches memory before its predecessor is done.
+__device__ __forceinline__ void grid_dependency_sync() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
 // ---- bulk copies through the tensor memory accelerator (sm_90+) ------------------------------
 //
 // One thread asks for a whole contiguous run of bytes (16-byte aligned, a multiple of 16) to be

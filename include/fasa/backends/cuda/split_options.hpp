@@ -22,6 +22,10 @@ struct split_options {
   // a ring of this many tiles in shared memory (2, 3 or 4), where a KV head's scored rows are
   // one contiguous run (the FASA-C slab); 0: off. Replaces tip_stages' choice where it applies.
   int tip_bulk = 0;
+  // Programmatic dependent launch (sm_90): each kernel of a step may be launched while the one
+  // before it still runs (it waits for it before touching memory), hiding launch latency
+  // between the step's five or six dependent kernels.
+  bool pdl = false;
 };
 
 }  // namespace fasa::cuda

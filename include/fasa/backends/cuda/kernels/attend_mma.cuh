@@ -99,6 +99,7 @@ template <class Elem, class St, int D>
 __global__ __launch_bounds__(mma_threads) void attend_split_mma(St st, const Elem* cache,
                                                                 std::int64_t seq_elems,
                                                                 attend_args a) {
+  grid_dependency_sync();  // programmatic dependent launch (common.cuh)
   static_assert(sizeof(Elem) == 2, "the tensor-core path takes bf16 or fp16");
   static_assert(D % 64 == 0, "head_dim must be a multiple of 64 (8 chunks per row to swizzle)");
   constexpr int TILE = mma_tile, S = mma_stages, CH = D / 8;  // 16-byte chunks per row

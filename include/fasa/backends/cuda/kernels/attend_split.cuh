@@ -134,6 +134,7 @@ template <class Elem, class St, int D, int QMAX>
 __global__ __launch_bounds__(attend_threads) void attend_split(St st, const Elem* cache,
                                                                std::int64_t seq_elems,
                                                                attend_args a) {
+  grid_dependency_sync();  // programmatic dependent launch (common.cuh)
   constexpr int V = vec_elems<Elem>;
   constexpr int LANES = D / V;
   constexpr int SLOTS = attend_threads / (LANES * QMAX);  // token slots per tile pass
@@ -243,6 +244,7 @@ __global__ __launch_bounds__(attend_threads) void attend_split(St st, const Elem
 
 // grid: (num_q_heads, batch); block: head_dim threads. out: [batch, num_q_heads, head_dim].
 __global__ void merge_splits(attend_args a, float* out) {
+  grid_dependency_sync();  // programmatic dependent launch (common.cuh)
   const int h = blockIdx.x, b = blockIdx.y, dim = threadIdx.x, d = a.shape.head_dim;
   const std::int64_t count = attend_count(a, a.lengths[b]);
   const int splits = static_cast<int>((count + a.chunk - 1) / a.chunk);

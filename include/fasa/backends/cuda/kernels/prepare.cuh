@@ -27,6 +27,7 @@ template <class St>
 __global__ void prepare_queries(St st, attention_shape shape, selection_granularity g,
                                 const float* score_mask, const float* q, float* q_att, float* q_tip,
                                 float att_scale) {
+  grid_dependency_sync();  // programmatic dependent launch (common.cuh)
   const int b = blockIdx.y, j = threadIdx.x, d = shape.head_dim;
   const float* qb = q + static_cast<std::int64_t>(b) * shape.num_q_heads * d;
   const int h = blockIdx.x;

@@ -148,6 +148,7 @@ __device__ void tip_finish(const tip_args& a, int b, int h, const tip_units& tu,
 template <class Elem, class St, int D, int UMAX>
 __global__ __launch_bounds__(tip_threads) void tip_scores(St st, const Elem* cache,
                                                           std::int64_t seq_elems, tip_args a) {
+  grid_dependency_sync();  // programmatic dependent launch (common.cuh)
   constexpr int V = vec_elems<Elem>;
   constexpr int R = tip_rows_per_thread;
   __shared__ float q_s[UMAX * D];
@@ -284,6 +285,7 @@ template <class Elem, class St, int D, int UMAX, int LPR, int S>
 __global__ __launch_bounds__(tip_threads) void tip_scores_lanes(St st, const Elem* cache,
                                                                 std::int64_t seq_elems,
                                                                 tip_args a) {
+  grid_dependency_sync();  // programmatic dependent launch (common.cuh)
   constexpr int V = vec_elems<Elem>;
   constexpr int RPT = tip_lane_rows;
   constexpr int ROWS = tip_threads / LPR;  // rows per load pass of the block
@@ -365,6 +367,7 @@ __global__ __launch_bounds__(tip_threads) void tip_scores_lanes(St st, const Ele
 template <class Elem, class St, int D, int UMAX, int LPR, int S>
 __global__ __launch_bounds__(tip_threads) void tip_scores_bulk(St st, const Elem* cache,
                                                                std::int64_t seq_elems, tip_args a) {
+  grid_dependency_sync();  // programmatic dependent launch (common.cuh)
   constexpr int V = vec_elems<Elem>;
   constexpr int RPT = tip_lane_rows;
   constexpr int TILE = tip_threads / LPR * RPT;  // rows per tile

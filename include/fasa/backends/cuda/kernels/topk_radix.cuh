@@ -106,6 +106,7 @@ inline constexpr int topk_filter_threads = 256;
 
 // grid: (blocks per row, rows).
 __global__ __launch_bounds__(topk_filter_threads) void topk_filter(topk_args a) {
+  grid_dependency_sync();  // programmatic dependent launch (common.cuh)
   constexpr int T = topk_filter_threads;
   const std::int64_t row = blockIdx.y;
   const std::int64_t n = a.lengths[row / a.units];
@@ -157,6 +158,7 @@ inline constexpr int topk_finish_threads = 512;
 
 // grid: rows. Narrows the candidate list of each row down to exactly keep(n) - (tokens above).
 __global__ __launch_bounds__(topk_finish_threads) void topk_finish(topk_args a) {
+  grid_dependency_sync();  // programmatic dependent launch (common.cuh)
   constexpr int T = topk_finish_threads;
   constexpr unsigned MAX_BINS = 4096;
   __shared__ unsigned hist_s[MAX_BINS];
