@@ -593,13 +593,15 @@ int main(int argc, char** argv) {
   app.add_option("--split-tip-bulk", cuda_only.splits.tip_bulk,
                  "--backend cuda: TIP's loads as bulk copies (sm_90 TMA) of 16 KB tiles of rows "
                  "through a ring of this many tiles (2-4) where the scored rows are contiguous "
-                 "(the FASA-C slab); 0: off")
+                 "(the FASA-C slab); 0: off; -1: 3 tiles under query_head granularity only")
       ->capture_default_str()
-      ->check(CLI::IsMember({0, 2, 3, 4}));
+      ->check(CLI::IsMember({-1, 0, 2, 3, 4}));
   app.add_option("--split-pdl", cuda_only.splits.pdl,
                  "--backend cuda: programmatic dependent launch (sm_90) between the kernels of a "
-                 "step: each launched while the one before it still runs (0 or 1)")
-      ->capture_default_str();
+                 "step, each launched while the one before it still runs: 1 on, 0 off, -1 on "
+                 "at batch 1 only")
+      ->capture_default_str()
+      ->check(CLI::IsMember({-1, 0, 1}));
   app.add_option("--bandwidth-mib", o.bandwidth_mib,
                  "Buffer size of the memory-bandwidth probe in MiB (0 skips it)")
       ->capture_default_str()

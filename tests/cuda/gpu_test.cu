@@ -61,8 +61,8 @@ std::string describe(const gpu_case& c) {
   std::ostringstream os;
   os << "splits=" << c.splits.waves << "/" << c.splits.gather_waves << "/" << c.splits.min_chunk
      << "/" << c.splits.max_splits << "/" << c.splits.tip_waves << "/" << c.splits.tip_stages << "/"
-     << c.splits.tip_bulk << "/" << (c.splits.pdl ? "pdl" : "-") << " d=" << c.head_dim
-     << " heads=" << c.q_heads << "/" << c.kv_heads << " lengths=";
+     << c.splits.tip_bulk << "/" << c.splits.pdl << " d=" << c.head_dim << " heads=" << c.q_heads
+     << "/" << c.kv_heads << " lengths=";
   for (int n : c.lengths) os << n << ',';
   os << " budget="
      << (c.budget.is_fraction() ? c.budget.fraction_value() : static_cast<double>(c.budget.count()))
@@ -186,8 +186,12 @@ void check_variant(const gpu_case& c, const Sel& sel, const St& st) {
     int device = 0, major = 0;
     FASA_CUDA_CHECK(cudaGetDevice(&device));
     FASA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-    CHECK(dec.tip_bulk_active() == (c.splits.tip_bulk > 0 && major >= 9 && rows_back_to_back &&
-                                    (vectors == 4 || vectors == 8 || vectors == 16)));
+    int asked = c.splits.tip_bulk;  // -1: three tiles where a row serves several units
+    if (asked < 0)
+      asked = c.granularity == selection_granularity::query_head && c.q_heads > c.kv_heads ? 3 : 0;
+    const bool can =
+        major >= 9 && rows_back_to_back && (vectors == 4 || vectors == 8 || vectors == 16);
+    CHECK(dec.tip_bulk_tiles() == (can ? asked : 0));
   }
 
   const std::size_t row = static_cast<std::size_t>(c.kv_heads) * c.head_dim;
@@ -439,7 +443,7 @@ TEST_CASE("cuda: variants against the CPU reference, GQA 4, head_dim 128, bf16")
     for (int stages : {0, 3})
       for (double waves : {1e-6, 1.0}) {
         c.granularity = g;
-        c.splits = fasa::cuda::split_options{4.0, 2.0, 64, 16, waves, stages};
+        c.splits = fasa::cuda::split_options{4.0, 2.0, 64, 16, waves, stages, 0};
         c.budget = waves < 1 ? token_budget::tokens(700) : token_budget::fraction(0.1);
         check_all_variants<__nv_bfloat16>(c);
       }
@@ -458,7 +462,7 @@ TEST_CASE("cuda: variants against the CPU reference, GQA 4, head_dim 128, bf16")
   for (auto g : {selection_granularity::query_head, selection_granularity::kv_head})
     for (int bulk : {0, 3}) {
       c.granularity = g;
-      c.splits = fasa::cuda::split_options{64.0, 64.0, 1, 1000, 1.0, -1, bulk, true};
+      c.splits = fasa::cuda::split_options{64.0, 64.0, 1, 1000, 1.0, -1, bulk, 1};
       c.budget = token_budget::tokens(64);
       check_all_variants<__nv_bfloat16>(c);
     }
@@ -511,7 +515,7 @@ TEST_CASE("cuda: exact ties keep the lowest indices, forced tokens come first") 
   check_all_variants<__nv_bfloat16>(c);
   c.splits.tip_bulk = 0;
   check_all_variants<__nv_bfloat16>(c);
-  c.splits.pdl = true;
+  c.splits.pdl = 1;
   check_all_variants<__nv_bfloat16>(c);
 }
 
@@ -556,7 +560,10 @@ TEST_CASE("cuda: bad input is refused with a message") {
                        doctest::Contains("tip_stages must be -1"), fasa::error);
   CHECK_THROWS_WITH_AS(
       dec.set_split_options(fasa::cuda::split_options{4.0, 2.0, 64, 32, 1.0, -1, 1}),
-      doctest::Contains("tip_bulk must be 0"), fasa::error);
+      doctest::Contains("tip_bulk must be -1"), fasa::error);
+  CHECK_THROWS_WITH_AS(
+      dec.set_split_options(fasa::cuda::split_options{4.0, 2.0, 64, 32, 1.0, -1, -1, 2}),
+      doctest::Contains("pdl must be -1"), fasa::error);
   CHECK_THROWS_WITH_AS(dec.decode(nullptr, nullptr), doctest::Contains("set_lengths first"),
                        fasa::error);
   const auto pe = fasa::positional::rope::interleaved(64, 10000.0);

@@ -346,8 +346,8 @@ class batch_decoder {
           };
           const auto lanes = [&](auto lpr_c) {
             constexpr int L = decltype(lpr_c)::value;
-            if (split_.tip_bulk > 0 && tip_bulk_ok_) {
-              switch (split_.tip_bulk) {
+            if (const int tiles = tip_bulk_tiles(); tiles > 0) {
+              switch (tiles) {
                 case 2:
                   launch(kernels::tip_scores_bulk<Elem, St, D, UMAX, L, 2>,
                          kernels::tip_ring_bytes(2));
@@ -442,7 +442,7 @@ class batch_decoder {
     attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
     attr[0].val.programmaticStreamSerializationAllowed = 1;
     cfg.attrs = attr;
-    cfg.numAttrs = split_.pdl ? 1 : 0;
+    cfg.numAttrs = pdl_active() ? 1 : 0;
     FASA_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<P>(args)...));
   }
 
@@ -506,21 +506,36 @@ class batch_decoder {
                "min_chunk and max_splits >= 1; got ",
                o.waves, ", ", o.gather_waves, ", ", o.tip_waves, ", ", o.min_chunk, ", ",
                o.max_splits);
-    FASA_CHECK(o.tip_bulk == 0 || (o.tip_bulk >= 2 && o.tip_bulk <= 4),
-               "batch_decoder::set_split_options: tip_bulk must be 0 (off) or 2 to 4 tiles, got ",
+    FASA_CHECK(o.tip_bulk == -1 || o.tip_bulk == 0 || (o.tip_bulk >= 2 && o.tip_bulk <= 4),
+               "batch_decoder::set_split_options: tip_bulk must be -1 (auto), 0 (off) or 2 to 4 "
+               "tiles, got ",
                o.tip_bulk);
+    FASA_CHECK(o.pdl >= -1 && o.pdl <= 1,
+               "batch_decoder::set_split_options: pdl must be -1 (auto), 0 (off) or 1 (on), got ",
+               o.pdl);
     if (o.tip_stages != split_.tip_stages || o.tip_bulk != split_.tip_bulk)
       tip_per_sm_ = 0;  // another TIP kernel: ask again
     split_ = o;
     if (max_len_ > 0) plan_splits();
   }
   const split_options& splits() const { return split_; }
-  // Whether TIP loads through bulk copies (split_options::tip_bulk asked for, an sm_90 GPU,
-  // the scored rows back to back, 4, 8 or 16 vectors wide).
-  bool tip_bulk_active() const {
-    const int nv = score_width_ / vec;
-    return split_.tip_bulk > 0 && tip_bulk_ok_ && (nv == 4 || nv == 8 || nv == 16);
+  // The tiles of TIP's bulk-copy ring at this step, 0 where TIP loads otherwise
+  // (split_options::tip_bulk; bulk copies need an sm_90 GPU and the scored rows back to back,
+  // 4, 8 or 16 vectors wide).
+  int tip_bulk_tiles() const {
+    if constexpr (Sel::kind == score_kind::none) {
+      return 0;
+    } else {
+      const int nv = score_width_ / vec;
+      if (!tip_bulk_ok_ || (nv != 4 && nv != 8 && nv != 16)) return 0;
+      if (split_.tip_bulk >= 0) return split_.tip_bulk;
+      const bool several_units =
+          sel_.granularity() == selection_granularity::query_head && shape_.group_size() > 1;
+      return several_units ? 3 : 0;
+    }
   }
+  // Whether the step's kernels go out with programmatic dependent launch (split_options::pdl).
+  bool pdl_active() const { return split_.pdl > 0 || (split_.pdl < 0 && batch_ == 1); }
 
   // Tokens per split of the attention stage and the number of splits at the current lengths.
   int chunk() const { return chunk_; }

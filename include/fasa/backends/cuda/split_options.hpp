@@ -20,12 +20,15 @@ struct split_options {
   int tip_stages = -1;
   // TIP's loads as bulk copies (sm_90's tensor memory accelerator) of 16 KB tiles of rows through
   // a ring of this many tiles in shared memory (2, 3 or 4), where a KV head's scored rows are
-  // one contiguous run (the FASA-C slab); 0: off. Replaces tip_stages' choice where it applies.
-  int tip_bulk = 0;
+  // one contiguous run (the FASA-C slab); replaces tip_stages' choice where it applies. 0: off;
+  // -1: 3 tiles where a row is scored for several units (query_head granularity), off where it
+  // is scored once (kv_head), as measured (NOTES.md v12)
+  int tip_bulk = -1;
   // Programmatic dependent launch (sm_90): each kernel of a step may be launched while the one
-  // before it still runs (it waits for it before touching memory), hiding launch latency
-  // between the step's five or six dependent kernels.
-  bool pdl = false;
+  // before it still runs (it waits for it before touching memory), hiding the launch latency
+  // between the step's dependent kernels. 0: off, 1: on, -1: on for a batch of one sequence,
+  // where a step is a chain of short kernels, as measured (NOTES.md v12)
+  int pdl = -1;
 };
 
 }  // namespace fasa::cuda
