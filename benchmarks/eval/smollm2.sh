@@ -7,8 +7,9 @@
 # benchmarks/results/eval/ (and the calibration files under build/eval-calibration/). About an
 # hour on a 2-core machine. Usage: bash benchmarks/eval/smollm2.sh [step ...]
 # with steps from: calibrate ppl retrieval agreement ablate fidelity longbench (default: all),
-# and calibrate8k ppl8k retrieval8k (the paper-length calibration) and calibrate4x ppl4x (four
-# windows averaged), run on request.
+# and calibrate8k ppl8k retrieval8k (the paper-length calibration), calibrate4x ppl4x (four
+# windows averaged), ppl6w_force and retrieval8k_force (forced sinks and recent tokens), run on
+# request.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
@@ -96,6 +97,26 @@ retrieval8k_ntip() {
     --n-tip 8,16 --calibration "$cals8k" --prefix-cache-mb 12000 \
     --csv "$out/retrieval-essays8k-ntip.csv" --json "$out/retrieval-essays8k-ntip.json" \
     --plot-dir "$out/plots"
+}
+
+# Six windows, FASA at N_tip 8 with and without 4 sink and 64 recent tokens forced into the
+# budget, one dense prefill per window shared by the variants (about 40 minutes on 2 cores):
+# bash benchmarks/eval/smollm2.sh calibrate ppl6w_force
+ppl6w_force() {
+  run "$bin/fasa-eval" ppl --windows 6 --prefill 7000 --decode 1000 --budget 0.1 \
+    --selector dense,fasa --sinks 0,4 --recent 0,64 \
+    --calibration "$cal/essays-rotation_pairs.query_head.json" --prefix-cache-mb 8000 \
+    --csv "$out/ppl-6w-force.csv" --json "$out/ppl-6w-force.json"
+}
+
+# The 60 needles of retrieval8k with FASA at N_tip 8, with and without the forced tokens of
+# ppl6w_force (about 45 minutes on 2 cores): bash benchmarks/eval/smollm2.sh calibrate8k retrieval8k_force
+retrieval8k_force() {
+  run "$bin/fasa-eval" retrieval --task needle --lengths 1024,2048,4096,7680 \
+    --depths 0,0.25,0.5,0.75,1 --trials 3 --selector dense,fasa --budget 256 --n-tip 8 \
+    --sinks 0,4 --recent 0,64 --calibration "$cal/essays8k-rotation_pairs.query_head.json" \
+    --prefix-cache-mb 12000 --csv "$out/retrieval-essays8k-force.csv" \
+    --json "$out/retrieval-essays8k-force.json"
 }
 
 # four calibration windows averaged (4 x (6,000 + 128) of the essays), FASA's perplexity alone
