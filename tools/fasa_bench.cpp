@@ -602,6 +602,12 @@ int main(int argc, char** argv) {
                  "at batch 1 only")
       ->capture_default_str()
       ->check(CLI::IsMember({-1, 0, 1}));
+  app.add_option("--split-select-cluster", cuda_only.splits.select_cluster,
+                 "--backend cuda: TIP and the top-k as one kernel of thread block clusters of "
+                 "this many blocks (2, 4, 8, 16) per (sequence, KV head), sm_90; 0: three "
+                 "kernels (TIP, filter, finish); -1: clusters sized to fill the GPU once")
+      ->capture_default_str()
+      ->check(CLI::IsMember({-1, 0, 2, 4, 8, 16}));
   app.add_option("--bandwidth-mib", o.bandwidth_mib,
                  "Buffer size of the memory-bandwidth probe in MiB (0 skips it)")
       ->capture_default_str()

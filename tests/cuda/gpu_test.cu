@@ -61,8 +61,8 @@ std::string describe(const gpu_case& c) {
   std::ostringstream os;
   os << "splits=" << c.splits.waves << "/" << c.splits.gather_waves << "/" << c.splits.min_chunk
      << "/" << c.splits.max_splits << "/" << c.splits.tip_waves << "/" << c.splits.tip_stages << "/"
-     << c.splits.tip_bulk << "/" << c.splits.pdl << " d=" << c.head_dim << " heads=" << c.q_heads
-     << "/" << c.kv_heads << " lengths=";
+     << c.splits.tip_bulk << "/" << c.splits.pdl << "/" << c.splits.select_cluster
+     << " d=" << c.head_dim << " heads=" << c.q_heads << "/" << c.kv_heads << " lengths=";
   for (int n : c.lengths) os << n << ',';
   os << " budget="
      << (c.budget.is_fraction() ? c.budget.fraction_value() : static_cast<double>(c.budget.count()))
@@ -192,6 +192,19 @@ void check_variant(const gpu_case& c, const Sel& sel, const St& st) {
     const bool can =
         major >= 9 && rows_back_to_back && (vectors == 4 || vectors == 8 || vectors == 16);
     CHECK(dec.tip_bulk_tiles() == (can ? asked : 0));
+    // Where a case asks for the one-kernel TIP + top-k, it must be what runs wherever it can:
+    // sm_90, 4, 8 or 16 vectors per scored row, at most 4 units per KV head.
+    const int per_kv =
+        c.granularity == selection_granularity::query_head ? c.q_heads / c.kv_heads : 1;
+    const bool cluster_can =
+        major >= 9 && (vectors == 4 || vectors == 8 || vectors == 16) && per_kv <= 4;
+    const int blocks = dec.select_cluster_blocks();
+    if (!cluster_can || c.splits.select_cluster == 0)
+      CHECK(blocks == 0);
+    else if (c.splits.select_cluster > 0)
+      CHECK(blocks == c.splits.select_cluster);
+    else
+      CHECK((blocks == 2 || blocks == 4 || blocks == 8 || blocks == 16));
   }
 
   const std::size_t row = static_cast<std::size_t>(c.kv_heads) * c.head_dim;
@@ -421,21 +434,36 @@ bool have_gpu() {
 
 TEST_CASE("cuda: variants against the CPU reference, GQA 4, head_dim 128, bf16") {
   gpu_case c;
-  for (auto g : {selection_granularity::query_head, selection_granularity::kv_head}) {
-    c.granularity = g;
-    for (auto budget : {token_budget::tokens(5), token_budget::tokens(64),
-                        token_budget::tokens(100000), token_budget::fraction(0.1)}) {
-      c.budget = budget;
+  // TIP and the top-k as one cluster kernel (the default where it applies) and as three kernels.
+  for (int cluster : {-1, 0})
+    for (auto g : {selection_granularity::query_head, selection_granularity::kv_head}) {
+      c.granularity = g;
+      c.splits.select_cluster = cluster;
+      for (auto budget : {token_budget::tokens(5), token_budget::tokens(64),
+                          token_budget::tokens(100000), token_budget::fraction(0.1)}) {
+        c.budget = budget;
+        check_all_variants<__nv_bfloat16>(c);
+      }
+    }
+  // Every cluster size, with blocks whose run of rows is empty (16 blocks of 256 rows over
+  // 1,031 tokens) and a budget that leaves large candidate lists.
+  for (int cluster : {2, 4, 8, 16})
+    for (auto g : {selection_granularity::query_head, selection_granularity::kv_head}) {
+      c.granularity = g;
+      c.splits.select_cluster = cluster;
+      c.budget = token_budget::tokens(cluster == 16 ? 700 : 64);
       check_all_variants<__nv_bfloat16>(c);
     }
-  }
+  // The three-kernel path's options from here on (select_cluster 0).
   // Many short splits: every unit's merge by its last split block; as many TIP blocks as rows
   // allow, each one pass.
   c.splits = fasa::cuda::split_options{64.0, 64.0, 1, 1000, 64.0};
+  c.splits.select_cluster = 0;
   c.budget = token_budget::tokens(700);
   check_all_variants<__nv_bfloat16>(c);
   // One TIP block per (sequence, KV head), striding over every row.
   c.splits = fasa::cuda::split_options{4.0, 2.0, 64, 16, 1e-6};
+  c.splits.select_cluster = 0;
   check_all_variants<__nv_bfloat16>(c);
   // TIP's loads through the cp.async ring (by default under query_head only) and through
   // registers, in both modes, with one block and with one wave of blocks.
@@ -443,7 +471,7 @@ TEST_CASE("cuda: variants against the CPU reference, GQA 4, head_dim 128, bf16")
     for (int stages : {0, 3})
       for (double waves : {1e-6, 1.0}) {
         c.granularity = g;
-        c.splits = fasa::cuda::split_options{4.0, 2.0, 64, 16, waves, stages, 0};
+        c.splits = fasa::cuda::split_options{4.0, 2.0, 64, 16, waves, stages, 0, -1, 0};
         c.budget = waves < 1 ? token_budget::tokens(700) : token_budget::fraction(0.1);
         check_all_variants<__nv_bfloat16>(c);
       }
@@ -453,16 +481,18 @@ TEST_CASE("cuda: variants against the CPU reference, GQA 4, head_dim 128, bf16")
     for (int tiles : {2, 3, 4})
       for (double waves : {1e-6, 1.0}) {
         c.granularity = g;
-        c.splits = fasa::cuda::split_options{4.0, 2.0, 64, 16, waves, -1, tiles};
+        c.splits = fasa::cuda::split_options{4.0, 2.0, 64, 16, waves, -1, tiles, -1, 0};
         c.budget = waves < 1 ? token_budget::tokens(700) : token_budget::fraction(0.1);
         check_all_variants<__nv_bfloat16>(c);
       }
   // Programmatic dependent launch: every kernel of a step may start before the one before it
-  // ends (each waits for it first); with many short splits (the merge) and both TIP paths.
+  // ends (each waits for it first); with many short splits (the merge), both TIP paths and the
+  // cluster kernel.
   for (auto g : {selection_granularity::query_head, selection_granularity::kv_head})
-    for (int bulk : {0, 3}) {
+    for (int bulk : {0, 3, -1}) {
       c.granularity = g;
-      c.splits = fasa::cuda::split_options{64.0, 64.0, 1, 1000, 1.0, -1, bulk, 1};
+      c.splits = fasa::cuda::split_options{64.0, 64.0, 1, 1000, 1.0, -1, bulk, 1, 0};
+      if (bulk < 0) c.splits.select_cluster = 8;
       c.budget = token_budget::tokens(64);
       check_all_variants<__nv_bfloat16>(c);
     }
@@ -480,6 +510,7 @@ TEST_CASE("cuda: variants against the CPU reference, fp16, GQA 1, 3 and 8, head_
       for (int bulk : {0, 2}) {  // whole d-64 rows of the contiguous cache: 8 lanes per row
         c.granularity = g;
         c.splits.tip_bulk = bulk;
+        c.splits.select_cluster = bulk == 0 ? -1 : 0;  // 3 query heads per KV head: UMAX 4
         check_all_variants<__half>(c);
       }
   }
@@ -491,10 +522,13 @@ TEST_CASE("cuda: head_dim 128 with GQA 8, fp16, and head_dim 64 with bf16") {
   c.kv_heads = 2;
   c.lengths = {700, 3};
   c.n_tip = 16;
-  check_all_variants<__half>(c);
-  c.splits.tip_bulk = 4;  // eight units per row and a ring of four tiles
+  check_all_variants<__half>(c);  // eight units per KV head: the three-kernel path
+  c.splits.tip_bulk = 4;          // eight units per row and a ring of four tiles
   check_all_variants<__half>(c);
   c.splits.tip_bulk = 0;
+  c.granularity = selection_granularity::kv_head;  // the cluster kernel at GQA 8, fp16
+  check_all_variants<__half>(c);
+  c.granularity = selection_granularity::query_head;
   c.head_dim = 64;
   c.q_heads = 6;
   c.kv_heads = 2;
@@ -507,7 +541,11 @@ TEST_CASE("cuda: exact ties keep the lowest indices, forced tokens come first") 
   c.levels = 4;  // keys from {-1, -0.5, 0, 0.5, 1}: many tokens share a score
   c.lengths = {1500, 64, 9};
   c.budget = token_budget::tokens(40);
-  check_all_variants<__nv_bfloat16>(c);
+  for (int cluster : {-1, 0, 16}) {  // ties across the blocks of a cluster
+    c.splits.select_cluster = cluster;
+    check_all_variants<__nv_bfloat16>(c);
+  }
+  c.splits.select_cluster = 0;
   c.splits.tip_bulk = 3;
   check_all_variants<__nv_bfloat16>(c);
   c.levels = 0;
@@ -516,6 +554,8 @@ TEST_CASE("cuda: exact ties keep the lowest indices, forced tokens come first") 
   c.splits.tip_bulk = 0;
   check_all_variants<__nv_bfloat16>(c);
   c.splits.pdl = 1;
+  check_all_variants<__nv_bfloat16>(c);
+  c.splits.select_cluster = -1;
   check_all_variants<__nv_bfloat16>(c);
 }
 
@@ -533,6 +573,11 @@ TEST_CASE("cuda: top-k over 128K+ tokens (Llama-3.1-8B group shape)") {
     const fasa::dominant_plan plan(pe, shape, g, random_fcs(c, 3), 8);
     for (int bulk : {0, 3}) {
       c.splits.tip_bulk = bulk;
+      c.splits.select_cluster = 0;
+      check_variant<__nv_bfloat16>(c, plan.tip(c.budget), plan.storage());
+    }
+    for (int cluster : {-1, 2, 16}) {
+      c.splits.select_cluster = cluster;
       check_variant<__nv_bfloat16>(c, plan.tip(c.budget), plan.storage());
     }
   }
@@ -564,6 +609,9 @@ TEST_CASE("cuda: bad input is refused with a message") {
   CHECK_THROWS_WITH_AS(
       dec.set_split_options(fasa::cuda::split_options{4.0, 2.0, 64, 32, 1.0, -1, -1, 2}),
       doctest::Contains("pdl must be -1"), fasa::error);
+  CHECK_THROWS_WITH_AS(
+      dec.set_split_options(fasa::cuda::split_options{4.0, 2.0, 64, 32, 1.0, -1, -1, -1, 3}),
+      doctest::Contains("select_cluster must be -1"), fasa::error);
   CHECK_THROWS_WITH_AS(dec.decode(nullptr, nullptr), doctest::Contains("set_lengths first"),
                        fasa::error);
   const auto pe = fasa::positional::rope::interleaved(64, 10000.0);

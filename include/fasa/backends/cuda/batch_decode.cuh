@@ -12,7 +12,9 @@
 //   1. prepare_queries: attention queries in storage order; each unit's scoring query;
 //   2. tip_scores (selectors other than dense): a score per cached token and unit (FASA Eq. 6)
 //      and the top-k's first radix digit, whose bin of the k-th best the last block finds;
-//   3. topk_filter + topk_finish: the unit's keep(n) best tokens (FASA Eq. 7);
+//   3. topk_filter + topk_finish: the unit's keep(n) best tokens (FASA Eq. 7); steps 2-3 run
+//      as one kernel of thread block clusters (tip_select_cluster) where split_options::
+//      select_cluster asks for it and the GPU and the rows allow;
 //   4. attend_split_mma (units of several query heads: tensor cores) or attend_split (one query
 //      head per unit), then merge_splits: exact attention over the kept rows, gathered from the
 //      cache, split over the token range (FASA Eq. 8); dense runs step 4 alone over every token.
@@ -31,6 +33,7 @@
 #include "fasa/backends/cuda/kernels/attend_split.cuh"
 #include "fasa/backends/cuda/kernels/prepare.cuh"
 #include "fasa/backends/cuda/kernels/tip_scores.cuh"
+#include "fasa/backends/cuda/kernels/tip_select.cuh"
 #include "fasa/backends/cuda/kernels/topk_radix.cuh"
 #include "fasa/backends/cuda/split_options.hpp"
 #include "fasa/policies/concepts.hpp"
@@ -183,6 +186,7 @@ class batch_decoder {
       FASA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
       const std::int64_t pitch = layout<St>::first_row(st, 0, 1) - layout<St>::first_row(st, 0, 0);
       const auto aligned = [](std::int64_t elems) { return elems * sizeof(Elem) % 16 == 0; };
+      sm90_ = major >= 9;
       tip_bulk_ok_ = major >= 9 && pitch == score_width_ &&
                      layout<St>::first_width(st) >= score_width_ && aligned(seq_stride_) &&
                      aligned(layout<St>::first_row(st, 1, 0)) &&
@@ -321,68 +325,6 @@ class batch_decoder {
       const std::int64_t per_block = lpr > 0 ? kernels::tip_threads / lpr * 4
                                              : kernels::tip_threads * kernels::tip_rows_per_thread;
       const int per_kv = g == selection_granularity::query_head ? shape_.group_size() : 1;
-      launch_by_count(per_kv, [&](auto umax) {
-        with_head_dim([&](auto dim) {
-          constexpr int D = decltype(dim)::value, UMAX = decltype(umax)::value;
-          const auto launch = [&](auto kernel, int smem) {
-            // split_options::tip_waves times the blocks the GPU holds at once, shared by the
-            // (sequence, KV head) pairs, never more than the rows need. The kernel is the same
-            // at every step, so its occupancy is asked once.
-            if (tip_per_sm_ == 0) {
-              if (smem > 0)  // a ring in dynamic shared memory
-                FASA_CUDA_CHECK(cudaFuncSetAttribute(
-                    kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-              FASA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-                  &tip_per_sm_, kernel, kernels::tip_threads, static_cast<std::size_t>(smem)));
-            }
-            const std::int64_t want = std::max<std::int64_t>(
-                1, static_cast<std::int64_t>(split_.tip_waves * sms_ * std::max(tip_per_sm_, 1)) /
-                       (std::int64_t{shape_.num_kv_heads} * batch_));
-            const dim3 tip_grid(
-                static_cast<unsigned>(std::min((max_len_ + per_block - 1) / per_block, want)),
-                static_cast<unsigned>(shape_.num_kv_heads), static_cast<unsigned>(batch_));
-            launch_kernel(kernel, tip_grid, kernels::tip_threads, static_cast<std::size_t>(smem),
-                          stream, st_dev_, cache_ptr_, seq_stride_, t);
-          };
-          const auto lanes = [&](auto lpr_c) {
-            constexpr int L = decltype(lpr_c)::value;
-            if (const int tiles = tip_bulk_tiles(); tiles > 0) {
-              switch (tiles) {
-                case 2:
-                  launch(kernels::tip_scores_bulk<Elem, St, D, UMAX, L, 2>,
-                         kernels::tip_ring_bytes(2));
-                  break;
-                case 3:
-                  launch(kernels::tip_scores_bulk<Elem, St, D, UMAX, L, 3>,
-                         kernels::tip_ring_bytes(3));
-                  break;
-                default:
-                  launch(kernels::tip_scores_bulk<Elem, St, D, UMAX, L, 4>,
-                         kernels::tip_ring_bytes(4));
-              }
-            } else if (split_.tip_stages > 0 || (split_.tip_stages < 0 && UMAX > 1))
-              launch(kernels::tip_scores_lanes<Elem, St, D, UMAX, L, 3>,
-                     kernels::tip_ring_bytes(3));
-            else
-              launch(kernels::tip_scores_lanes<Elem, St, D, UMAX, L, 0>, 0);
-          };
-          switch (lpr) {
-            case 4:
-              lanes(std::integral_constant<int, 4>{});
-              break;
-            case 8:
-              lanes(std::integral_constant<int, 8>{});
-              break;
-            case 16:
-              lanes(std::integral_constant<int, 16>{});
-              break;
-            default:
-              launch(kernels::tip_scores<Elem, St, D, UMAX>, 0);
-          }
-        });
-      });
-      FASA_CUDA_CHECK_LAUNCH("tip_scores");
-      if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->scored, stream));
       kernels::topk_args k{};
       k.scores = scores_.data();
       k.score_stride = score_stride_;
@@ -394,17 +336,92 @@ class batch_decoder {
       k.out_stride = kcap_;
       k.cand = cand_.data();
       k.cand_stride = shape_.capacity;
-      const std::int64_t filter_per_row =
-          std::clamp<std::int64_t>(std::int64_t{sms_} * 4 / static_cast<std::int64_t>(rows), 1,
-                                   std::max<std::int64_t>(1, (max_len_ + 1023) / 1024));
-      launch_kernel(kernels::topk_filter,
-                    dim3(static_cast<unsigned>(filter_per_row), static_cast<unsigned>(rows)),
-                    kernels::topk_filter_threads, 0, stream, k);
-      FASA_CUDA_CHECK_LAUNCH("topk_filter");
-      if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->filtered, stream));
-      launch_kernel(kernels::topk_finish, static_cast<unsigned>(rows), kernels::topk_finish_threads,
-                    0, stream, k);
-      FASA_CUDA_CHECK_LAUNCH("topk_finish");
+      if (const unsigned blocks = static_cast<unsigned>(select_cluster_blocks()); blocks > 0) {
+        const kernels::select_out so{k.counts, k.out, k.out_stride, k.cand, k.cand_stride};
+        with_select_kernel([&](auto kernel) {
+          launch_cluster(kernel, blocks,
+                         dim3(blocks, static_cast<unsigned>(shape_.num_kv_heads),
+                              static_cast<unsigned>(batch_)),
+                         kernels::tip_threads, 0, stream, st_dev_, cache_ptr_, seq_stride_, t, so);
+        });
+        FASA_CUDA_CHECK_LAUNCH("tip_select_cluster");
+        if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->scored, stream));
+        if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->filtered, stream));
+      } else {
+        launch_by_count(per_kv, [&](auto umax) {
+          with_head_dim([&](auto dim) {
+            constexpr int D = decltype(dim)::value, UMAX = decltype(umax)::value;
+            const auto launch = [&](auto kernel, int smem) {
+              // split_options::tip_waves times the blocks the GPU holds at once, shared by the
+              // (sequence, KV head) pairs, never more than the rows need. The kernel is the same
+              // at every step, so its occupancy is asked once.
+              if (tip_per_sm_ == 0) {
+                if (smem > 0)  // a ring in dynamic shared memory
+                  FASA_CUDA_CHECK(cudaFuncSetAttribute(
+                      kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+                FASA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                    &tip_per_sm_, kernel, kernels::tip_threads, static_cast<std::size_t>(smem)));
+              }
+              const std::int64_t want = std::max<std::int64_t>(
+                  1, static_cast<std::int64_t>(split_.tip_waves * sms_ * std::max(tip_per_sm_, 1)) /
+                         (std::int64_t{shape_.num_kv_heads} * batch_));
+              const dim3 tip_grid(
+                  static_cast<unsigned>(std::min((max_len_ + per_block - 1) / per_block, want)),
+                  static_cast<unsigned>(shape_.num_kv_heads), static_cast<unsigned>(batch_));
+              launch_kernel(kernel, tip_grid, kernels::tip_threads, static_cast<std::size_t>(smem),
+                            stream, st_dev_, cache_ptr_, seq_stride_, t);
+            };
+            const auto lanes = [&](auto lpr_c) {
+              constexpr int L = decltype(lpr_c)::value;
+              if (const int tiles = tip_bulk_tiles(); tiles > 0) {
+                switch (tiles) {
+                  case 2:
+                    launch(kernels::tip_scores_bulk<Elem, St, D, UMAX, L, 2>,
+                           kernels::tip_ring_bytes(2));
+                    break;
+                  case 3:
+                    launch(kernels::tip_scores_bulk<Elem, St, D, UMAX, L, 3>,
+                           kernels::tip_ring_bytes(3));
+                    break;
+                  default:
+                    launch(kernels::tip_scores_bulk<Elem, St, D, UMAX, L, 4>,
+                           kernels::tip_ring_bytes(4));
+                }
+              } else if (split_.tip_stages > 0 || (split_.tip_stages < 0 && UMAX > 1))
+                launch(kernels::tip_scores_lanes<Elem, St, D, UMAX, L, 3>,
+                       kernels::tip_ring_bytes(3));
+              else
+                launch(kernels::tip_scores_lanes<Elem, St, D, UMAX, L, 0>, 0);
+            };
+            switch (lpr) {
+              case 4:
+                lanes(std::integral_constant<int, 4>{});
+                break;
+              case 8:
+                lanes(std::integral_constant<int, 8>{});
+                break;
+              case 16:
+                lanes(std::integral_constant<int, 16>{});
+                break;
+              default:
+                launch(kernels::tip_scores<Elem, St, D, UMAX>, 0);
+            }
+          });
+        });
+        FASA_CUDA_CHECK_LAUNCH("tip_scores");
+        if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->scored, stream));
+        const std::int64_t filter_per_row =
+            std::clamp<std::int64_t>(std::int64_t{sms_} * 4 / static_cast<std::int64_t>(rows), 1,
+                                     std::max<std::int64_t>(1, (max_len_ + 1023) / 1024));
+        launch_kernel(kernels::topk_filter,
+                      dim3(static_cast<unsigned>(filter_per_row), static_cast<unsigned>(rows)),
+                      kernels::topk_filter_threads, 0, stream, k);
+        FASA_CUDA_CHECK_LAUNCH("topk_filter");
+        if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->filtered, stream));
+        launch_kernel(kernels::topk_finish, static_cast<unsigned>(rows),
+                      kernels::topk_finish_threads, 0, stream, k);
+        FASA_CUDA_CHECK_LAUNCH("topk_finish");
+      }
       if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->selected, stream));
       a.gather = true;
       a.idx = idx_.data();
@@ -433,16 +450,31 @@ class batch_decoder {
   template <class... P, class... A>
   void launch_kernel(void (*kernel)(P...), dim3 grid, dim3 block, std::size_t smem,
                      cudaStream_t stream, A... args) const {
+    launch_cluster(kernel, 1, grid, block, smem, stream, args...);
+  }
+  // The same in clusters of `cluster` blocks along x (1: no cluster).
+  template <class... P, class... A>
+  void launch_cluster(void (*kernel)(P...), unsigned cluster, dim3 grid, dim3 block,
+                      std::size_t smem, cudaStream_t stream, A... args) const {
     cudaLaunchConfig_t cfg{};
     cfg.gridDim = grid;
     cfg.blockDim = block;
     cfg.dynamicSmemBytes = smem;
     cfg.stream = stream;
-    cudaLaunchAttribute attr[1]{};
-    attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-    attr[0].val.programmaticStreamSerializationAllowed = 1;
+    cudaLaunchAttribute attr[2]{};
+    unsigned count = 0;
+    if (pdl_active()) {
+      attr[count].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+      attr[count++].val.programmaticStreamSerializationAllowed = 1;
+    }
+    if (cluster > 1) {
+      attr[count].id = cudaLaunchAttributeClusterDimension;
+      attr[count].val.clusterDim.x = cluster;
+      attr[count].val.clusterDim.y = 1;
+      attr[count++].val.clusterDim.z = 1;
+    }
     cfg.attrs = attr;
-    cfg.numAttrs = pdl_active() ? 1 : 0;
+    cfg.numAttrs = count;
     FASA_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<P>(args)...));
   }
 
@@ -513,6 +545,11 @@ class batch_decoder {
     FASA_CHECK(o.pdl >= -1 && o.pdl <= 1,
                "batch_decoder::set_split_options: pdl must be -1 (auto), 0 (off) or 1 (on), got ",
                o.pdl);
+    FASA_CHECK(o.select_cluster == -1 || o.select_cluster == 0 || o.select_cluster == 2 ||
+                   o.select_cluster == 4 || o.select_cluster == 8 || o.select_cluster == 16,
+               "batch_decoder::set_split_options: select_cluster must be -1 (auto), 0 (off) or "
+               "2, 4, 8 or 16 blocks per cluster, got ",
+               o.select_cluster);
     if (o.tip_stages != split_.tip_stages || o.tip_bulk != split_.tip_bulk)
       tip_per_sm_ = 0;  // another TIP kernel: ask again
     split_ = o;
@@ -532,6 +569,33 @@ class batch_decoder {
       const bool several_units =
           sel_.granularity() == selection_granularity::query_head && shape_.group_size() > 1;
       return several_units ? 3 : 0;
+    }
+  }
+  // Blocks per cluster of the one-kernel TIP + top-k at this step (split_options::
+  // select_cluster), 0 where the three-kernel path runs: the option off, a GPU before sm_90,
+  // scored rows other than 4, 8 or 16 vectors wide, or more than 4 units per KV head.
+  int select_cluster_blocks() {
+    if constexpr (Sel::kind == score_kind::none) {
+      return 0;
+    } else {
+      const int nv = score_width_ / vec;
+      const int per_kv =
+          sel_.granularity() == selection_granularity::query_head ? shape_.group_size() : 1;
+      if (split_.select_cluster == 0 || !sm90_ || (nv != 4 && nv != 8 && nv != 16) ||
+          per_kv > kernels::select_max_units)
+        return 0;
+      if (split_.select_cluster > 0) return split_.select_cluster;
+      // As many blocks as fill the GPU once (as tip_waves = 1), a power of two in [2, 16].
+      if (select_per_sm_ == 0)
+        with_select_kernel([&](auto kernel) {
+          FASA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&select_per_sm_, kernel,
+                                                                        kernels::tip_threads, 0));
+        });
+      const std::int64_t fill = std::int64_t{sms_} * std::max(select_per_sm_, 1) /
+                                (std::int64_t{shape_.num_kv_heads} * batch_);
+      int blocks = 2;
+      while (blocks < 16 && blocks * 2 <= fill) blocks *= 2;
+      return blocks;
     }
   }
   // Whether the step's kernels go out with programmatic dependent launch (split_options::pdl).
@@ -567,6 +631,40 @@ class batch_decoder {
       f(std::integral_constant<int, 64>{});
     else
       f(std::integral_constant<int, 128>{});
+  }
+
+  // Runs f(kernel) with the tip_select_cluster instance for this decoder's rows (callers check
+  // select_cluster_blocks() first); 16-block clusters allowed (beyond the portable 8).
+  template <class F>
+  void with_select_kernel(F&& f) const {
+    const int nv = score_width_ / vec;
+    const int per_kv =
+        sel_.granularity() == selection_granularity::query_head ? shape_.group_size() : 1;
+    launch_by_count(per_kv, [&](auto umax) {
+      constexpr int UMAX = decltype(umax)::value;
+      if constexpr (UMAX <= kernels::select_max_units) {
+        with_head_dim([&](auto dim) {
+          constexpr int D = decltype(dim)::value;
+          const auto run = [&](auto lpr_c) {
+            constexpr int L = decltype(lpr_c)::value;
+            const auto kernel = kernels::tip_select_cluster<Elem, St, D, UMAX, L>;
+            static const bool configured = [&] {
+              FASA_CUDA_CHECK(
+                  cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+              return true;
+            }();
+            (void)configured;
+            f(kernel);
+          };
+          if (nv == 4)
+            run(std::integral_constant<int, 4>{});
+          else if (nv == 8)
+            run(std::integral_constant<int, 8>{});
+          else
+            run(std::integral_constant<int, 16>{});
+        });
+      }
+    });
   }
 
   // Runs f(kernel, threads, dynamic shared memory) with the attention kernel that serves units
@@ -661,6 +759,8 @@ class batch_decoder {
   split_options split_{};
   int tip_per_sm_ = 0;        // TIP blocks resident per SM (asked on the first step)
   bool tip_bulk_ok_ = false;  // TIP may load through bulk copies (split_options::tip_bulk)
+  bool sm90_ = false;         // the GPU runs clusters, bulk copies, dependent launches
+  int select_per_sm_ = 0;     // tip_select_cluster blocks resident per SM (asked once)
   device_buffer<float> q_att_, q_tip_, scores_, part_o_, part_lse_;
   device_buffer<std::int32_t> idx_, cand_;
   device_buffer<unsigned> hist_;     // [rows, topk_hist_bins], then [rows, topk_count_fields]

@@ -243,6 +243,59 @@ __device__ __forceinline__ void mbarrier_wait(std::uint64_t* bar, unsigned parit
 #endif
 }
 
+// ---- thread block clusters (sm_90+) ------------------------------------------------------------
+//
+// The blocks of a cluster run at once on one GPU processing cluster and can read each other's
+// shared memory (distributed shared memory). Compiled to a trap below sm_90 (the host never
+// launches a cluster there).
+
+// This block's rank in its cluster and the cluster's size in blocks.
+__device__ __forceinline__ unsigned cluster_rank() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  unsigned r = 0;
+  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
+  return r;
+#else
+  __trap();
+  return 0;
+#endif
+}
+__device__ __forceinline__ unsigned cluster_blocks() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  unsigned r = 0;
+  asm volatile("mov.u32 %0, %%cluster_nctarank;\n" : "=r"(r));
+  return r;
+#else
+  __trap();
+  return 0;
+#endif
+}
+// A barrier of every thread of every block of the cluster: memory written before it (shared,
+// distributed shared or global) is visible to the whole cluster after it. Every thread of the
+// cluster must call it, with its warp converged.
+__device__ __forceinline__ void cluster_sync() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory");
+  asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory");
+#else
+  __trap();
+#endif
+}
+// The value at `local` (this block's shared memory) in block `rank` of the cluster.
+__device__ __forceinline__ unsigned cluster_load(const unsigned* local, unsigned rank) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  unsigned remote = 0, v = 0;
+  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n"
+               : "=r"(remote)
+               : "r"(static_cast<unsigned>(__cvta_generic_to_shared(local))), "r"(rank));
+  asm volatile("ld.shared::cluster.u32 %0, [%1];\n" : "=r"(v) : "r"(remote) : "memory");
+  return v;
+#else
+  __trap();
+  return 0;
+#endif
+}
+
 // ---- the cache layouts, as the kernels stream them -------------------------------------------
 //
 // A key row is read in storage order as two parts: `first` (width first_width) and `second`

@@ -29,6 +29,12 @@ struct split_options {
   // between the step's dependent kernels. 0: off, 1: on, -1: on for a batch of one sequence,
   // where a step is a chain of short kernels, as measured (NOTES.md v12)
   int pdl = -1;
+  // TIP and the top-k as one kernel (kernels/tip_select.cuh): a thread block cluster of this
+  // many blocks (2, 4, 8 or 16) per (sequence, KV head) scores the head's rows and selects,
+  // meeting at cluster barriers instead of kernel boundaries (sm_90, the scored rows 4, 8 or 16
+  // vectors wide, at most 4 units per KV head; elsewhere the three-kernel path runs). 0: off;
+  // -1: on, as many blocks per cluster as fill the GPU once (2 to 16)
+  int select_cluster = -1;
 };
 
 }  // namespace fasa::cuda

@@ -212,6 +212,23 @@ __global__ __launch_bounds__(tip_threads) void tip_scores(St st, const Elem* cac
   if (histogram) tip_finish(a, b, h, tu, n, hist_s);
 }
 
+// A lane's query chunks: qc[u][e] = q_s[u * D + col + e] (col: the lane's first position).
+template <int D, int UMAX, int V>
+__device__ __forceinline__ void tip_lane_query(const float* q_s, int col, float (&qc)[UMAX][V]) {
+#pragma unroll
+  for (int u = 0; u < UMAX; ++u)
+#pragma unroll
+    for (int e = 0; e < V; ++e) qc[u][e] = q_s[u * D + col + e];
+}
+
+// Where a lane's chunk (storage positions col ..) of KV head h's key row t starts.
+template <class Elem, class St>
+__device__ __forceinline__ const Elem* tip_lane_row(const St& st, const Elem* base, int h, int col,
+                                                    int fw, std::int64_t t) {
+  return col < fw ? base + layout<St>::first_row(st, h, t) + col
+                  : base + layout<St>::second_row(st, h, t) + (col - fw);
+}
+
 inline constexpr int tip_lane_rows = 4;  // rows per thread per pass of tip_scores_lanes
 // Dynamic shared memory of tip_scores_lanes' ring of `stages` passes.
 __host__ __device__ constexpr int tip_ring_bytes(int stages) {
@@ -307,14 +324,8 @@ __global__ __launch_bounds__(tip_threads) void tip_scores_lanes(St st, const Ele
   const int r_in = threadIdx.x / LPR;
   float* scores = a.scores + (static_cast<std::int64_t>(b) * tu.units + tu.unit0) * a.score_stride;
   float qc[UMAX][V];
-#pragma unroll
-  for (int u = 0; u < UMAX; ++u)
-#pragma unroll
-    for (int e = 0; e < V; ++e) qc[u][e] = q_s[u * D + col + e];
-  const auto row_at = [&](std::int64_t t) {
-    return col < fw ? base + layout<St>::first_row(st, h, t) + col
-                    : base + layout<St>::second_row(st, h, t) + (col - fw);
-  };
+  tip_lane_query<D>(q_s, col, qc);
+  const auto row_at = [&](std::int64_t t) { return tip_lane_row(st, base, h, col, fw, t); };
   const std::int64_t first = static_cast<std::int64_t>(blockIdx.x) * ROWS * RPT;
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * ROWS * RPT;
   // Copies the pass starting at t0 into ring slot `slot` (rows past the end: nothing).
@@ -404,10 +415,7 @@ __global__ __launch_bounds__(tip_threads) void tip_scores_bulk(St st, const Elem
   float* scores = a.scores + (static_cast<std::int64_t>(b) * tu.units + tu.unit0) * a.score_stride;
   const int col = threadIdx.x % LPR * V;
   float qc[UMAX][V];
-#pragma unroll
-  for (int u = 0; u < UMAX; ++u)
-#pragma unroll
-    for (int e = 0; e < V; ++e) qc[u][e] = q_s[u * D + col + e];
+  tip_lane_query<D>(q_s, col, qc);
   int slot = 0;
   unsigned parity = 0;
   for (std::int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
