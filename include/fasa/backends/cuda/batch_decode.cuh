@@ -9,7 +9,8 @@
 // passed into the kernels by value with their tables copied to the device.
 //
 // One decode step (decode()):
-//   1. prepare_queries: attention queries in storage order; each unit's scoring query;
+//   1. prepare_queries: attention queries in storage order; each unit's scoring query (done
+//      by the cluster kernel of steps 2-3 itself where that runs);
 //   2. tip_scores (selectors other than dense): a score per cached token and unit (FASA Eq. 6)
 //      and the top-k's first radix digit, whose bin of the k-th best the last block finds;
 //   3. topk_filter + topk_finish: the unit's keep(n) best tokens (FASA Eq. 7); steps 2-3 run
@@ -279,13 +280,17 @@ class batch_decoder {
     FASA_CHECK(max_len_ > 0, "batch_decoder::decode: set_lengths first");
     const int d = shape_.head_dim;
     if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->start, stream));
-    const int prep_blocks = std::max(shape_.num_q_heads, units_);
-    launch_kernel(kernels::prepare_queries<St>,
-                  dim3(static_cast<unsigned>(prep_blocks), static_cast<unsigned>(batch_)),
-                  static_cast<unsigned>(d), 0, stream, st_dev_, shape_, sel_.granularity(),
-                  score_mask_.data(), q, q_att_.data(), q_tip_.data(),
-                  static_cast<float>(1.4426950408889634 / std::sqrt(static_cast<double>(d))));
-    FASA_CUDA_CHECK_LAUNCH("prepare_queries");
+    const auto att_scale =
+        static_cast<float>(1.4426950408889634 / std::sqrt(static_cast<double>(d)));
+    const unsigned cluster = static_cast<unsigned>(select_cluster_blocks());
+    if (cluster == 0) {  // the cluster kernel prepares its queries itself
+      const int prep_blocks = std::max(shape_.num_q_heads, units_);
+      launch_kernel(kernels::prepare_queries<St>,
+                    dim3(static_cast<unsigned>(prep_blocks), static_cast<unsigned>(batch_)),
+                    static_cast<unsigned>(d), 0, stream, st_dev_, shape_, sel_.granularity(),
+                    score_mask_.data(), q, q_att_.data(), q_tip_.data(), att_scale);
+      FASA_CUDA_CHECK_LAUNCH("prepare_queries");
+    }
     if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->prepared, stream));
     kernels::attend_args a{};
     a.shape = shape_;
@@ -336,13 +341,15 @@ class batch_decoder {
       k.out_stride = kcap_;
       k.cand = cand_.data();
       k.cand_stride = shape_.capacity;
-      if (const unsigned blocks = static_cast<unsigned>(select_cluster_blocks()); blocks > 0) {
+      if (cluster > 0) {
         const kernels::select_out so{k.counts, k.out, k.out_stride, k.cand, k.cand_stride};
+        const kernels::select_queries sq{q, score_mask_.data(), q_att_.data(), att_scale};
         with_select_kernel([&](auto kernel) {
-          launch_cluster(kernel, blocks,
-                         dim3(blocks, static_cast<unsigned>(shape_.num_kv_heads),
+          launch_cluster(kernel, cluster,
+                         dim3(cluster, static_cast<unsigned>(shape_.num_kv_heads),
                               static_cast<unsigned>(batch_)),
-                         kernels::tip_threads, 0, stream, st_dev_, cache_ptr_, seq_stride_, t, so);
+                         kernels::tip_threads, 0, stream, st_dev_, cache_ptr_, seq_stride_, t, so,
+                         sq);
         });
         FASA_CUDA_CHECK_LAUNCH("tip_select_cluster");
         if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->scored, stream));

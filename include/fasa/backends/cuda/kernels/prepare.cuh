@@ -18,6 +18,31 @@
 
 namespace fasa::cuda::kernels {
 
+// Query head h's attention query at storage position j of its KV head (qb: the sequence's
+// post-RoPE queries [num_q_heads, head_dim]).
+template <class St>
+__device__ __forceinline__ float attention_query_at(const St& st, const attention_shape& shape,
+                                                    const float* qb, int h, int j,
+                                                    float att_scale) {
+  return qb[h * shape.head_dim + layout<St>::dim_at(st, shape.kv_head_of(h), j)] * att_scale;
+}
+
+// Unit u's scoring query at storage position j: the sum of its queries there, times the mask.
+template <class St>
+__device__ __forceinline__ float scoring_query_at(const St& st, const attention_shape& shape,
+                                                  selection_granularity g, const float* score_mask,
+                                                  const float* qb, int u, int j) {
+  const int d = shape.head_dim;
+  const bool per_query = g == selection_granularity::query_head;
+  const int kv = per_query ? shape.kv_head_of(u) : u;
+  const int first_q = per_query ? u : u * shape.group_size();
+  const int count = per_query ? 1 : shape.group_size();
+  const int dim = layout<St>::dim_at(st, kv, j);
+  float sum = 0.0f;
+  for (int k = 0; k < count; ++k) sum += qb[(first_q + k) * d + dim];
+  return sum * score_mask[u * d + j];
+}
+
 // grid: (max(num_q_heads, units), batch); block: head_dim threads.
 // q, q_att: [batch, num_q_heads, head_dim]; q_tip: [batch, units, head_dim];
 // score_mask: [units, head_dim] in the unit's KV head's storage order, 1 where the selector
@@ -31,22 +56,14 @@ __global__ void prepare_queries(St st, attention_shape shape, selection_granular
   const int b = blockIdx.y, j = threadIdx.x, d = shape.head_dim;
   const float* qb = q + static_cast<std::int64_t>(b) * shape.num_q_heads * d;
   const int h = blockIdx.x;
-  if (h < shape.num_q_heads) {
-    const int dim = layout<St>::dim_at(st, shape.kv_head_of(h), j);
+  if (h < shape.num_q_heads)
     q_att[(static_cast<std::int64_t>(b) * shape.num_q_heads + h) * d + j] =
-        qb[h * d + dim] * att_scale;
-  }
+        attention_query_at(st, shape, qb, h, j, att_scale);
   const int units = num_selection_units(shape, g);
   const int u = blockIdx.x;
   if (score_mask == nullptr || u >= units) return;
-  const bool per_query = g == selection_granularity::query_head;
-  const int kv = per_query ? shape.kv_head_of(u) : u;
-  const int first_q = per_query ? u : u * shape.group_size();
-  const int count = per_query ? 1 : shape.group_size();
-  const int dim = layout<St>::dim_at(st, kv, j);
-  float sum = 0.0f;
-  for (int k = 0; k < count; ++k) sum += qb[(first_q + k) * d + dim];
-  q_tip[(static_cast<std::int64_t>(b) * units + u) * d + j] = sum * score_mask[u * d + j];
+  q_tip[(static_cast<std::int64_t>(b) * units + u) * d + j] =
+      scoring_query_at(st, shape, g, score_mask, qb, u, j);
 }
 
 // Writes `count` tokens of sequence b from position t0. k_rot, v: [count, kv_heads, head_dim].

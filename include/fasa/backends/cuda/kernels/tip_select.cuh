@@ -29,6 +29,7 @@
 #include <cstdint>
 
 #include "fasa/backends/cuda/common.cuh"
+#include "fasa/backends/cuda/kernels/prepare.cuh"
 #include "fasa/backends/cuda/kernels/tip_scores.cuh"
 #include "fasa/backends/cuda/kernels/topk_radix.cuh"
 
@@ -74,12 +75,22 @@ struct select_out {
   std::int64_t cand_stride;
 };
 
+// The queries, raw: the kernel does prepare_queries' work for its KV head itself (one launch
+// fewer per step). tip_args::q_tip is not read.
+struct select_queries {
+  const float* q;           // [batch, num_q_heads, head_dim] post-RoPE
+  const float* score_mask;  // [units, head_dim] (prepare_queries)
+  float* q_att;             // [batch, num_q_heads, head_dim]: written for the attention kernel
+  float att_scale;
+};
+
 // grid: (C, kv_heads, batch) with clusters of (C, 1, 1); block as tip_scores. UMAX >= units per
 // KV head, at most select_max_units.
 template <class Elem, class St, int D, int UMAX, int LPR>
 __global__ __launch_bounds__(tip_threads) void tip_select_cluster(St st, const Elem* cache,
                                                                   std::int64_t seq_elems,
-                                                                  tip_args a, select_out o) {
+                                                                  tip_args a, select_out o,
+                                                                  select_queries sq) {
   static_assert(UMAX <= select_max_units, "tip_select_cluster: too many units per KV head");
   grid_dependency_sync();  // programmatic dependent launch (common.cuh)
   constexpr int T = tip_threads;
@@ -107,7 +118,25 @@ __global__ __launch_bounds__(tip_threads) void tip_select_cluster(St st, const E
     o.counts[(row0 + threadIdx.x) * topk_count_fields + topk_written] = 0u;
   for (int i = threadIdx.x; i < 2 * UMAX * select_bins; i += T) (&part_s[0][0])[i] = 0u;
   if (threadIdx.x < UMAX) s_cand[0][threadIdx.x] = s_cand[1][threadIdx.x] = 0u;
-  tip_setup<D, UMAX>(a, b, tu, q_s, hist_s);
+  // The units' scoring queries (as prepare_queries), the histogram zeroed; block 0 also
+  // writes the KV head's attention queries.
+  const float* qb = sq.q + static_cast<std::int64_t>(b) * a.shape.num_q_heads * D;
+  for (int i = threadIdx.x; i < UMAX * D; i += T) {
+    const int u = i / D, j = i % D;
+    q_s[i] = u < tu.nu
+                 ? scoring_query_at(st, a.shape, a.granularity, sq.score_mask, qb, tu.unit0 + u, j)
+                 : 0.0f;
+  }
+  if (rank == 0) {
+    const int group = a.shape.group_size();
+    for (int i = threadIdx.x; i < group * D; i += T) {
+      const int q_head = h * group + i / D;
+      sq.q_att[(static_cast<std::int64_t>(b) * a.shape.num_q_heads + q_head) * D + i % D] =
+          attention_query_at(st, a.shape, qb, q_head, i % D, sq.att_scale);
+    }
+  }
+  for (int i = threadIdx.x; i < UMAX * topk_hist_bins; i += T) hist_s[i] = 0u;
+  __syncthreads();
 
   // 1. This block's run of rows, [lo, hi): whole passes, so no row is scored twice.
   const std::int64_t per = (n + blocks - 1) / blocks;
