@@ -69,7 +69,7 @@ if [ "$mode" = profile ]; then
   # machines; the clocks are left alone). Writes profile.txt.
   step "ncu: FASA-C kernels at 32K x 8, kv_head, N_fac 256"
   ncu --clock-control none --kernel-name-base demangled \
-    -k 'regex:prepare_queries|tip_scores|topk_filter|topk_finish|attend_split|merge_splits' \
+    -k 'regex:prepare_queries|tip_scores|tip_select_cluster|topk_filter|topk_finish|attend_split|merge_splits' \
     --launch-skip 0 --launch-count 14 \
     --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy \
     --section LaunchStats --section SchedulerStats --section WarpStateStats \
