@@ -270,29 +270,42 @@ __device__ __forceinline__ unsigned cluster_blocks() {
   return 0;
 #endif
 }
-// A barrier of every thread of every block of the cluster: memory written before it (shared,
-// distributed shared or global) is visible to the whole cluster after it. Every thread of the
-// cluster must call it, with its warp converged.
-__device__ __forceinline__ void cluster_sync() {
+// The two halves of a cluster barrier: memory written before a thread's arrive is visible to
+// every thread of the cluster after its wait that completes the same phase. Every thread of the
+// cluster must call them, alternately, with its warp converged; work between the two overlaps
+// the other blocks' arrival.
+__device__ __forceinline__ void cluster_arrive() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("barrier.cluster.arrive.release.aligned;\n" ::: "memory");
+#else
+  __trap();
+#endif
+}
+__device__ __forceinline__ void cluster_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("barrier.cluster.wait.acquire.aligned;\n" ::: "memory");
 #else
   __trap();
 #endif
 }
-// The value at `local` (this block's shared memory) in block `rank` of the cluster.
-__device__ __forceinline__ unsigned cluster_load(const unsigned* local, unsigned rank) {
+// A whole cluster barrier.
+__device__ __forceinline__ void cluster_sync() {
+  cluster_arrive();
+  cluster_wait();
+}
+// `local` (a place in this block's shared memory) in block `rank` of the cluster, as a generic
+// pointer: plain loads and atomics through it reach that block's shared memory.
+template <class T>
+__device__ __forceinline__ T* cluster_map(T* local, unsigned rank) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  unsigned remote = 0, v = 0;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n"
-               : "=r"(remote)
-               : "r"(static_cast<unsigned>(__cvta_generic_to_shared(local))), "r"(rank));
-  asm volatile("ld.shared::cluster.u32 %0, [%1];\n" : "=r"(v) : "r"(remote) : "memory");
-  return v;
+  std::uint64_t remote = 0;
+  asm("mapa.u64 %0, %1, %2;\n"
+      : "=l"(remote)
+      : "l"(reinterpret_cast<std::uint64_t>(local)), "r"(rank));
+  return reinterpret_cast<T*>(remote);
 #else
   __trap();
-  return 0;
+  return local;
 #endif
 }
 

@@ -4,27 +4,34 @@
 
 // TIP and TopK-I (FASA Eqs. 6-7) as one kernel: a thread block cluster per (sequence, KV head)
 // scores the head's cached tokens and selects each unit's keep(n) best, with no global
-// synchronisation between the two and no second kernel. The split path (tip_scores, then
-// topk_filter and topk_finish: tip_scores.cuh, topk_radix.cuh) hands a step between three
-// kernels, each a grid-wide dependency whose latency the step pays; here the cluster's blocks
-// meet at cluster barriers instead and read each other's counts from distributed shared memory.
+// synchronisation between the two and no second kernel. The split path (prepare_queries,
+// tip_scores, then topk_filter and topk_finish: prepare.cuh, tip_scores.cuh, topk_radix.cuh)
+// hands a step between four kernels, each a grid-wide dependency whose latency the step pays;
+// here the cluster's blocks meet at cluster barriers instead and count into block 0's shared
+// memory (distributed shared memory).
 //
+//  0. Each block makes its units' scoring queries from the raw queries (prepare_queries' math);
+//     block 0 also writes the KV head's attention queries for the attention kernel.
 //  1. Block r of the C in the cluster streams the contiguous run r of the KV head's rows
 //     (ceil(n / C) tokens, rounded up to a pass), scores them (tip_lanes_pass: the same math and
-//     emitted scores as tip_scores_lanes) and histograms the scores' first radix digit.
-//  2. Cluster barrier. Every block sums the C histograms (distributed shared memory) and finds
-//     each unit's bin of the k-th best: the same bin in every block.
+//     emitted scores as tip_scores_lanes) and histograms the scores' first radix digit in its
+//     own shared memory, then adds its nonzero bins into block 0's.
+//  2. Cluster barrier. Every block reads block 0's histograms and finds each unit's bin of the
+//     k-th best: the same bin in every block.
 //  3. Each block re-reads its own scores (just written, from L2): tokens of higher bins go to the
-//     output (one global counter per unit), tokens of the bin to the block's candidate list.
+//     output, tokens of the bin to the block's candidate list; places in both handed out by one
+//     block-wide scan and one atomic per list for every 2,048 tokens.
 //  4. While a unit has more candidates than it still needs, a pass over the candidates'
-//     next digit: local histograms, cluster barrier, summed histograms, the bin of the still
-//     needed, a partition. Digits: the score key's bits 21-14, 13-6, 5-0 (after the first
-//     digit's 31-22), then the inverted index's 31-24 .. 7-0, so equal scores keep the lowest
-//     indices: the tie rule of the CPU top-k, as topk_finish.
-//  5. Each unit's remaining candidates are in; a last cluster barrier keeps every block's shared
-//     memory alive until the others are done reading it.
+//     next digit: adds into block 0's histogram of the pass, cluster barrier, the bin of the
+//     still needed, a partition as in 3. Digits: the score key's bits 21-14, 13-6, 5-0 (after
+//     the first digit's 31-22), then the inverted index's 31-24 .. 7-0, so equal scores keep the
+//     lowest indices: the tie rule of the CPU top-k, as topk_finish.
+//  5. Each unit's remaining candidates are in; a last cluster barrier keeps block 0's shared
+//     memory alive until the others are done with it.
 // Output as topk_finish: per row, keep(n) token indices in no particular order; 0 .. n-1 when
 // keep(n) >= n. The scores are written as by tip_scores (batch_decoder::scores reads them).
+
+#include <cub/block/block_scan.cuh>
 
 #include <cstdint>
 
@@ -39,7 +46,7 @@ inline constexpr int select_bins = 256;     // bins of a refinement pass's digit
 inline constexpr int select_passes = 7;     // 3 over the score key's last 22 bits, 4 over ~index
 inline constexpr int select_max_units = 4;  // units per KV head this kernel serves (shared memory)
 
-// Pass p's digit of a candidate (token t, score s).
+// Pass p's digit of a candidate (token t, score s), and the pass's number of bins.
 __device__ __forceinline__ unsigned select_digit(int pass, float s, std::int32_t t) {
   if (pass < 3) {
     const int shift = pass == 0 ? 14 : pass == 1 ? 6 : 0;
@@ -47,23 +54,43 @@ __device__ __forceinline__ unsigned select_digit(int pass, float s, std::int32_t
   }
   return (~static_cast<std::uint32_t>(t) >> (24 - 8 * (pass - 3))) & 255u;
 }
+__device__ __forceinline__ unsigned select_pass_bins(int pass) { return pass == 2 ? 64u : 256u; }
 
-// The cluster's total of `bins` counts (each block's at `local`, the same shared-memory offset
-// in every block) into tot_s, and the bin that holds the need-th best. Every thread calls it.
+// The bin that holds the need-th best of `bins` counts in block 0's shared memory (`lead`, a
+// cluster_map'd pointer), copied first to tot_s. Every thread calls it.
 template <int T>
-__device__ void cluster_find_bin(const unsigned* local, unsigned bins, unsigned blocks,
-                                 std::int64_t need, unsigned* tot_s, unsigned& bin, unsigned& above,
-                                 unsigned& in_bin) {
-  for (unsigned i = threadIdx.x; i < bins; i += T) {
-    unsigned sum = 0;
-    for (unsigned r = 0; r < blocks; ++r) sum += cluster_load(local + i, r);
-    tot_s[i] = sum;
-  }
+__device__ void lead_find_bin(const unsigned* lead, unsigned bins, std::int64_t need,
+                              unsigned* tot_s, unsigned& bin, unsigned& above, unsigned& in_bin) {
+#pragma unroll 4
+  for (unsigned i = threadIdx.x; i < bins; i += T) tot_s[i] = lead[i];
   __syncthreads();
   find_bin<T>(
       bins, [&](unsigned i) { return tot_s[i]; }, need, bin, above);
   in_bin = tot_s[bin];
   __syncthreads();  // tot_s is refilled by the next call
+}
+
+// Places for a block's items in two lists, one atomic per list per call: each thread has
+// `out_n` items for the output (global counter `out_counter`, shared by the cluster) and
+// `cand_n` for the block's candidate list (counter in shared memory); gets where its first of
+// each goes. Each list's total per call must stay below 65,536. Every thread calls it.
+template <int T>
+__device__ void block_reserve(unsigned out_n, unsigned cand_n, unsigned* out_counter,
+                              unsigned* cand_counter, unsigned& out_at, unsigned& cand_at) {
+  using scan = cub::BlockScan<unsigned, T>;
+  __shared__ typename scan::TempStorage storage;
+  __shared__ unsigned base_out, base_cand;
+  unsigned prefix = 0, total = 0;
+  scan(storage).ExclusiveSum(out_n << 16 | cand_n, prefix, total);
+  if (threadIdx.x == 0) {
+    base_out = total >> 16 ? atomicAdd(out_counter, total >> 16) : 0u;
+    base_cand = *cand_counter;
+    *cand_counter = base_cand + (total & 0xffffu);
+  }
+  __syncthreads();
+  out_at = base_out + (prefix >> 16);
+  cand_at = base_cand + (prefix & 0xffffu);
+  __syncthreads();  // the bases and the scan's storage are reused by the next call
 }
 
 // Where the selection goes (topk_args' fields the split path's filter and finish use).
@@ -85,12 +112,11 @@ struct select_queries {
 };
 
 // grid: (C, kv_heads, batch) with clusters of (C, 1, 1); block as tip_scores. UMAX >= units per
-// KV head, at most select_max_units.
+// KV head, at most select_max_units. Registers capped so four blocks fit an SM with one unit
+// per KV head (as tip_scores_lanes) and two with more: the streaming wants the occupancy.
 template <class Elem, class St, int D, int UMAX, int LPR>
-__global__ __launch_bounds__(tip_threads) void tip_select_cluster(St st, const Elem* cache,
-                                                                  std::int64_t seq_elems,
-                                                                  tip_args a, select_out o,
-                                                                  select_queries sq) {
+__global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_cluster(
+    St st, const Elem* cache, std::int64_t seq_elems, tip_args a, select_out o, select_queries sq) {
   static_assert(UMAX <= select_max_units, "tip_select_cluster: too many units per KV head");
   grid_dependency_sync();  // programmatic dependent launch (common.cuh)
   constexpr int T = tip_threads;
@@ -99,27 +125,29 @@ __global__ __launch_bounds__(tip_threads) void tip_select_cluster(St st, const E
   constexpr int ROWS = T / LPR;
   constexpr int PASS = ROWS * RPT;  // rows per load pass of the block
   __shared__ float q_s[UMAX * D];
-  __shared__ unsigned hist_s[UMAX * topk_hist_bins];  // this block's first digits
-  __shared__ unsigned part_s[2][UMAX * select_bins];  // this block's digits of a pass
-  __shared__ unsigned tot_s[topk_hist_bins];          // the cluster's sums, one unit at a time
+  // First digits: this block's; block 0's become the cluster's (the others add theirs in).
+  __shared__ unsigned hist_s[UMAX * topk_hist_bins];
+  __shared__ unsigned pass_s[3][UMAX * select_bins];  // block 0's: the cluster's pass digits
+  __shared__ unsigned tot_s[topk_hist_bins];          // a copy of block 0's counts
   __shared__ unsigned s_cand[2][UMAX];                // this block's candidates per list
   __shared__ unsigned s_bin[UMAX], s_above[UMAX], s_in_bin[UMAX];
   __shared__ long long s_need[UMAX], s_count[UMAX];  // the cluster's, per unit
   __shared__ int s_cur[UMAX];                        // the list holding a unit's candidates
-  const unsigned rank = cluster_rank(), blocks = cluster_blocks();
+  const unsigned rank = cluster_rank();
+  const unsigned blocks = cluster_blocks();
   const int b = blockIdx.z, h = blockIdx.y;
   const tip_units tu = tip_units_of(a, h);
   const std::int64_t n = a.lengths[b];
   const std::int64_t k = a.budget.keep(n);
-  const bool select = k < n;
+  const bool select = k < n;  // the same in every block of the cluster (one sequence)
   const std::int64_t row0 = static_cast<std::int64_t>(b) * tu.units + tu.unit0;
-  // The output counters: zero before the first cluster barrier, after which blocks append.
+
+  // 0. Counters and histograms zeroed, the queries made.
   if (rank == 0 && threadIdx.x < tu.nu)
     o.counts[(row0 + threadIdx.x) * topk_count_fields + topk_written] = 0u;
-  for (int i = threadIdx.x; i < 2 * UMAX * select_bins; i += T) (&part_s[0][0])[i] = 0u;
+  for (int i = threadIdx.x; i < UMAX * topk_hist_bins; i += T) hist_s[i] = 0u;
+  for (int i = threadIdx.x; i < UMAX * select_bins; i += T) pass_s[0][i] = 0u;
   if (threadIdx.x < UMAX) s_cand[0][threadIdx.x] = s_cand[1][threadIdx.x] = 0u;
-  // The units' scoring queries (as prepare_queries), the histogram zeroed; block 0 also
-  // writes the KV head's attention queries.
   const float* qb = sq.q + static_cast<std::int64_t>(b) * a.shape.num_q_heads * D;
   for (int i = threadIdx.x; i < UMAX * D; i += T) {
     const int u = i / D, j = i % D;
@@ -135,8 +163,8 @@ __global__ __launch_bounds__(tip_threads) void tip_select_cluster(St st, const E
           attention_query_at(st, a.shape, qb, q_head, i % D, sq.att_scale);
     }
   }
-  for (int i = threadIdx.x; i < UMAX * topk_hist_bins; i += T) hist_s[i] = 0u;
   __syncthreads();
+  if (select) cluster_arrive();  // block 0's zeroed counts, before the others add to them
 
   // 1. This block's run of rows, [lo, hi): whole passes, so no row is scored twice.
   const std::int64_t per = (n + blocks - 1) / blocks;
@@ -159,19 +187,26 @@ __global__ __launch_bounds__(tip_threads) void tip_select_cluster(St st, const E
     tip_lanes_pass<Elem, UMAX, LPR>(a, tu, scores, hist_s, select, n, t0, qc, raw);
   }
   __syncthreads();  // the block's scores and histogram are complete
-  if (!select) {    // the unit keeps every token (no shared memory was shared)
+  if (!select) {    // the unit keeps every token
     for (int u = 0; u < tu.nu; ++u)
       for (std::int64_t t = lo + threadIdx.x; t < hi; t += T)
         o.out[(row0 + u) * o.out_stride + t] = static_cast<std::int32_t>(t);
     return;
   }
+  cluster_wait();
+  if (rank != 0) {
+    unsigned* lead = cluster_map(hist_s, 0u);
+    for (int i = threadIdx.x; i < tu.nu * topk_hist_bins; i += T)
+      if (hist_s[i] != 0u) atomicAdd(lead + i, hist_s[i]);
+  }
+  __syncthreads();
 
   // 2. The bin of the k-th best per unit, from the cluster's histograms.
   cluster_sync();
   for (int u = 0; u < tu.nu; ++u) {
     unsigned bin = 0, above = 0, in_bin = 0;
-    cluster_find_bin<T>(hist_s + u * topk_hist_bins, topk_hist_bins, blocks, k, tot_s, bin, above,
-                        in_bin);
+    lead_find_bin<T>(cluster_map(hist_s + u * topk_hist_bins, 0u), topk_hist_bins, k, tot_s, bin,
+                     above, in_bin);
     if (threadIdx.x == 0) {
       s_bin[u] = bin;
       s_need[u] = k - above;
@@ -189,54 +224,58 @@ __global__ __launch_bounds__(tip_threads) void tip_select_cluster(St st, const E
   const auto list_of = [&](int u, int l) {
     return o.cand + ((row0 + u) * 2 + l) * o.cand_stride + lo;
   };
-  constexpr int UNROLL = 4;  // float4 loads in flight per thread
+  constexpr int UNROLL = 2;  // float4 loads per thread per round: 2,048 tokens per block
   for (int u = 0; u < tu.nu; ++u) {
     const unsigned bin = s_bin[u];
     const float* s = scores + u * a.score_stride;
     for (std::int64_t i0 = lo; i0 < hi; i0 += 4 * T * UNROLL) {  // lo: a multiple of 4
-      float4 v[UNROLL];
+      unsigned d[UNROLL * 4];
 #pragma unroll
       for (int r = 0; r < UNROLL; ++r) {
         const std::int64_t i = i0 + (r * T + threadIdx.x) * 4;
-        v[r] = i < hi ? *reinterpret_cast<const float4*>(s + i) : make_float4(0, 0, 0, 0);
+        const float4 v = i < hi ? *reinterpret_cast<const float4*>(s + i) : float4{};
+        const float e4[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+        for (int e = 0; e < 4; ++e) d[r * 4 + e] = i + e < hi ? first_digit(e4[e]) : 0u;
       }
+      unsigned above_n = 0, cand_n = 0;
 #pragma unroll
-      for (int r = 0; r < UNROLL; ++r) {
-        const float e4[4] = {v[r].x, v[r].y, v[r].z, v[r].w};
+      for (int j = 0; j < UNROLL * 4; ++j) {
+        const std::int64_t t = i0 + (j / 4 * T + threadIdx.x) * 4 + j % 4;
+        above_n += t < hi && d[j] > bin;
+        cand_n += t < hi && d[j] == bin;
+      }
+      unsigned out_at = 0, cand_at = 0;
+      block_reserve<T>(above_n, cand_n, written_of(u), &s_cand[0][u], out_at, cand_at);
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const std::int64_t t = i0 + (r * T + threadIdx.x) * 4 + e;
-          const bool valid = t < hi;
-          const unsigned d = first_digit(e4[e]);
-          if (!__any_sync(0xffffffffu, valid && d >= bin)) continue;
-          const unsigned w = warp_append(written_of(u), valid && d > bin);
-          if (valid && d > bin) out_of(u)[w] = static_cast<std::int32_t>(t);
-          const unsigned c = warp_append(&s_cand[0][u], valid && d == bin);
-          if (valid && d == bin) list_of(u, 0)[c] = static_cast<std::int32_t>(t);
-        }
+      for (int j = 0; j < UNROLL * 4; ++j) {
+        const std::int64_t t = i0 + (j / 4 * T + threadIdx.x) * 4 + j % 4;
+        if (t < hi && d[j] > bin) out_of(u)[out_at++] = static_cast<std::int32_t>(t);
+        if (t < hi && d[j] == bin) list_of(u, 0)[cand_at++] = static_cast<std::int32_t>(t);
       }
     }
   }
   __syncthreads();
 
-  // 4. Narrow the units whose bin holds more candidates than they still need.
+  // 4. Narrow the units whose bin holds more candidates than they still need. Pass p counts
+  // into block 0's pass_s[p % 3], which block 0 zeroed during pass p - 2 (before its barrier;
+  // the others read that buffer last during pass p - 3, before the barrier of pass p - 2).
+  constexpr int CPT = 4;  // candidates per thread per round
 #pragma unroll 1
   for (int pass = 0; pass < select_passes; ++pass) {
     bool more = false;
     for (int u = 0; u < tu.nu; ++u) more = more || s_need[u] < s_count[u];
     if (!more) break;  // the same in every block: the counts are the cluster's
-    // This pass's buffer was last read by other blocks two passes ago, before they reached
-    // the last pass's barrier.
-    unsigned* part = part_s[pass & 1];
-    for (int i = threadIdx.x; i < UMAX * select_bins; i += T) part[i] = 0u;
-    __syncthreads();
+    unsigned* lead = cluster_map(pass_s[pass % 3], 0u);
+    if (rank == 0)
+      for (int i = threadIdx.x; i < UMAX * select_bins; i += T) pass_s[(pass + 1) % 3][i] = 0u;
     for (int u = 0; u < tu.nu; ++u) {
       if (s_need[u] >= s_count[u]) continue;
       const std::int32_t* list = list_of(u, s_cur[u]);
       const float* s = scores + u * a.score_stride;
       for (unsigned e = threadIdx.x; e < s_cand[s_cur[u]][u]; e += T) {
         const std::int32_t t = list[e];
-        atomicAdd(&part[u * select_bins + select_digit(pass, s[t], t)], 1u);
+        atomicAdd(lead + u * select_bins + select_digit(pass, s[t], t), 1u);
       }
     }
     __syncthreads();
@@ -244,8 +283,8 @@ __global__ __launch_bounds__(tip_threads) void tip_select_cluster(St st, const E
     for (int u = 0; u < tu.nu; ++u) {
       if (s_need[u] >= s_count[u]) continue;
       unsigned bin = 0, above = 0, in_bin = 0;
-      cluster_find_bin<T>(part + u * select_bins, pass == 2 ? 64u : 256u, blocks, s_need[u], tot_s,
-                          bin, above, in_bin);
+      lead_find_bin<T>(lead + u * select_bins, select_pass_bins(pass), s_need[u], tot_s, bin, above,
+                       in_bin);
       if (threadIdx.x == 0) {
         s_bin[u] = bin;
         s_above[u] = above;
@@ -261,14 +300,27 @@ __global__ __launch_bounds__(tip_threads) void tip_select_cluster(St st, const E
       std::int32_t* next = list_of(u, 1 - cur);
       const float* s = scores + u * a.score_stride;
       const unsigned count = s_cand[cur][u], bin = s_bin[u];
-      for (unsigned e0 = 0; e0 < count; e0 += T) {  // uniform trip counts (warp_append)
-        const unsigned e = e0 + threadIdx.x;
-        const std::int32_t t = e < count ? list[e] : 0;
-        const unsigned d = e < count ? select_digit(pass, s[t], t) : 0u;
-        const unsigned w = warp_append(written_of(u), e < count && d > bin);
-        if (e < count && d > bin) out_of(u)[w] = t;
-        const unsigned c = warp_append(&s_cand[1 - cur][u], e < count && d == bin);
-        if (e < count && d == bin) next[c] = t;
+      for (unsigned e0 = 0; e0 < count; e0 += T * CPT) {  // the same trip count in every thread
+        std::int32_t t[CPT];
+        unsigned d[CPT], above_n = 0, cand_n = 0;
+#pragma unroll
+        for (int j = 0; j < CPT; ++j) {
+          const unsigned e = e0 + j * T + threadIdx.x;
+          t[j] = e < count ? list[e] : -1;
+        }
+#pragma unroll
+        for (int j = 0; j < CPT; ++j) {
+          d[j] = t[j] >= 0 ? select_digit(pass, s[t[j]], t[j]) : 0u;
+          above_n += t[j] >= 0 && d[j] > bin;
+          cand_n += t[j] >= 0 && d[j] == bin;
+        }
+        unsigned out_at = 0, cand_at = 0;
+        block_reserve<T>(above_n, cand_n, written_of(u), &s_cand[1 - cur][u], out_at, cand_at);
+#pragma unroll
+        for (int j = 0; j < CPT; ++j) {
+          if (t[j] >= 0 && d[j] > bin) out_of(u)[out_at++] = t[j];
+          if (t[j] >= 0 && d[j] == bin) next[cand_at++] = t[j];
+        }
       }
     }
     __syncthreads();
@@ -283,16 +335,20 @@ __global__ __launch_bounds__(tip_threads) void tip_select_cluster(St st, const E
   }
 
   // 5. Every unit needs all of its remaining candidates.
+  __shared__ unsigned s_base[UMAX];
+  if (threadIdx.x < tu.nu) {
+    const int u = static_cast<int>(threadIdx.x);
+    const unsigned count = s_cand[s_cur[u]][u];
+    s_base[u] = count > 0 ? atomicAdd(written_of(u), count) : 0u;
+  }
+  __syncthreads();
   for (int u = 0; u < tu.nu; ++u) {
     const std::int32_t* list = list_of(u, s_cur[u]);
-    const unsigned count = s_cand[s_cur[u]][u];
-    for (unsigned e0 = 0; e0 < count; e0 += T) {
-      const unsigned e = e0 + threadIdx.x;
-      const unsigned w = warp_append(written_of(u), e < count);
-      if (e < count) out_of(u)[w] = list[e];
-    }
+    for (unsigned e = threadIdx.x; e < s_cand[s_cur[u]][u]; e += T)
+      out_of(u)[s_base[u] + e] = list[e];
   }
-  cluster_sync();  // no block leaves while another may still read its shared memory
+  __syncthreads();
+  cluster_sync();  // block 0's shared memory stays until no block reads it
 }
 
 }  // namespace fasa::cuda::kernels
