@@ -258,8 +258,9 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
   __syncthreads();
 
   // 4. Narrow the units whose bin holds more candidates than they still need. Pass p counts
-  // into block 0's pass_s[p % 3], which block 0 zeroed during pass p - 2 (before its barrier;
-  // the others read that buffer last during pass p - 3, before the barrier of pass p - 2).
+  // into block 0's pass_s[p % 3], which block 0 zeroed during pass p - 1, before that pass's
+  // barrier; the others last read that buffer during pass p - 3, before the barrier of pass
+  // p - 2, which block 0 had passed by then.
   constexpr int CPT = 4;  // candidates per thread per round
 #pragma unroll 1
   for (int pass = 0; pass < select_passes; ++pass) {
