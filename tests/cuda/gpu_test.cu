@@ -199,7 +199,8 @@ void check_variant(const gpu_case& c, const Sel& sel, const St& st) {
     const bool cluster_can =
         major >= 9 && (vectors == 4 || vectors == 8 || vectors == 16) && per_kv <= 4;
     const int blocks = dec.select_cluster_blocks();
-    if (!cluster_can || c.splits.select_cluster == 0)
+    // Auto (-1) runs it where a KV head has one unit.
+    if (!cluster_can || c.splits.select_cluster == 0 || (c.splits.select_cluster < 0 && per_kv > 1))
       CHECK(blocks == 0);
     else if (c.splits.select_cluster > 0)
       CHECK(blocks == c.splits.select_cluster);
@@ -434,7 +435,7 @@ bool have_gpu() {
 
 TEST_CASE("cuda: variants against the CPU reference, GQA 4, head_dim 128, bf16") {
   gpu_case c;
-  // TIP and the top-k as one cluster kernel (the default where it applies) and as three kernels.
+  // TIP and the top-k as one cluster kernel (by default under kv_head) and as three kernels.
   for (int cluster : {-1, 0})
     for (auto g : {selection_granularity::query_head, selection_granularity::kv_head}) {
       c.granularity = g;
@@ -510,7 +511,7 @@ TEST_CASE("cuda: variants against the CPU reference, fp16, GQA 1, 3 and 8, head_
       for (int bulk : {0, 2}) {  // whole d-64 rows of the contiguous cache: 8 lanes per row
         c.granularity = g;
         c.splits.tip_bulk = bulk;
-        c.splits.select_cluster = bulk == 0 ? -1 : 0;  // 3 query heads per KV head: UMAX 4
+        c.splits.select_cluster = bulk == 0 ? 8 : 0;  // 3 query heads per KV head: UMAX 4
         check_all_variants<__half>(c);
       }
   }

@@ -592,7 +592,10 @@ class batch_decoder {
           per_kv > kernels::select_max_units)
         return 0;
       if (split_.select_cluster > 0) return split_.select_cluster;
-      // As many blocks as fill the GPU once (as tip_waves = 1), a power of two in [2, 16].
+      // Auto: one unit per KV head only (kv_head granularity; under query_head the kernel holds
+      // a group's units in registers and measured slower), clusters of a power of two in
+      // [2, 16] blocks, about half of those that fill the GPU once (NOTES.md v13).
+      if (per_kv > 1) return 0;
       if (select_per_sm_ == 0)
         with_select_kernel([&](auto kernel) {
           FASA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&select_per_sm_, kernel,
@@ -601,7 +604,7 @@ class batch_decoder {
       const std::int64_t fill = std::int64_t{sms_} * std::max(select_per_sm_, 1) /
                                 (std::int64_t{shape_.num_kv_heads} * batch_);
       int blocks = 2;
-      while (blocks < 16 && blocks * 2 <= fill) blocks *= 2;
+      while (blocks < 16 && blocks * 4 <= fill) blocks *= 2;
       return blocks;
     }
   }

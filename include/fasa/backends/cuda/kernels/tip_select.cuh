@@ -12,10 +12,12 @@
 //
 //  0. Each block makes its units' scoring queries from the raw queries (prepare_queries' math);
 //     block 0 also writes the KV head's attention queries for the attention kernel.
-//  1. Block r of the C in the cluster streams the contiguous run r of the KV head's rows
-//     (ceil(n / C) tokens, rounded up to a pass), scores them (tip_lanes_pass: the same math and
-//     emitted scores as tip_scores_lanes) and histograms the scores' first radix digit in its
-//     own shared memory, then adds its nonzero bins into block 0's.
+//  1. Block r of the C in the cluster streams passes r, r + C, r + 2C, ... of the KV head's rows
+//     (a pass: the rows one load round of the block covers; interleaved so that the cluster's
+//     blocks read neighbouring rows at any time, as tip_scores_lanes' blocks do), scores them
+//     (tip_lanes_pass: the same math and emitted scores as tip_scores_lanes)
+//     and histograms the scores' first radix digit in its own shared memory, then adds its
+//     nonzero bins into block 0's.
 //  2. Cluster barrier. Every block reads block 0's histograms and finds each unit's bin of the
 //     k-th best: the same bin in every block.
 //  3. Each block re-reads its own scores (just written, from L2): tokens of higher bins go to the
@@ -93,12 +95,23 @@ __device__ void block_reserve(unsigned out_n, unsigned cand_n, unsigned* out_cou
   __syncthreads();  // the bases and the scan's storage are reused by the next call
 }
 
+// The rows of block `rank` of a cluster of `blocks`: passes rank, rank + blocks, ... of PASS
+// rows each; its j-th row is at(j). A block keeps its candidate lists at the positions of its
+// own rows, so the blocks' lists never overlap and stay below the sequence's length.
+template <int PASS>
+struct cluster_rows {
+  std::int64_t rank, blocks;
+  __device__ std::int64_t at(std::int64_t j) const {
+    return (rank + j / PASS * blocks) * PASS + j % PASS;
+  }
+};
+
 // Where the selection goes (topk_args' fields the split path's filter and finish use).
 struct select_out {
   unsigned* counts;   // [rows, topk_count_fields]: topk_written is the output counter
   std::int32_t* out;  // [rows, out_stride]
   std::int64_t out_stride;
-  std::int32_t* cand;  // scratch [rows, 2, cand_stride]: block r's lists start at its first token
+  std::int32_t* cand;  // scratch [rows, 2, cand_stride]
   std::int64_t cand_stride;
 };
 
@@ -166,31 +179,31 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
   __syncthreads();
   if (select) cluster_arrive();  // block 0's zeroed counts, before the others add to them
 
-  // 1. This block's run of rows, [lo, hi): whole passes, so no row is scored twice.
-  const std::int64_t per = (n + blocks - 1) / blocks;
-  const std::int64_t chunk = (per + PASS - 1) / PASS * PASS;
-  const std::int64_t lo = n < rank * chunk ? n : rank * chunk;
-  const std::int64_t hi = n - lo < chunk ? n : lo + chunk;
+  // 1. This block's rows: `own` of them (rows.at(0 .. own-1); those at n or beyond skipped).
+  const cluster_rows<PASS> rows{rank, blocks};
+  const std::int64_t passes = (n + PASS - 1) / PASS;
+  const std::int64_t own = (passes > rank ? (passes - rank + blocks - 1) / blocks : 0) * PASS;
   const Elem* base = cache + b * seq_elems;
   const int fw = layout<St>::first_width(st);
   const int col = threadIdx.x % LPR * V, r_in = threadIdx.x / LPR;
   float* scores = a.scores + row0 * a.score_stride;
   float qc[UMAX][V];
   tip_lane_query<D>(q_s, col, qc);
-  for (std::int64_t t0 = lo; t0 < hi; t0 += PASS) {
+  for (std::int64_t t0 = rank * PASS; t0 < n; t0 += blocks * PASS) {
     uint4 raw[RPT];
 #pragma unroll
     for (int i = 0; i < RPT; ++i) {
       const std::int64_t t = t0 + i * ROWS + r_in;
-      if (t < hi) raw[i] = load_raw(tip_lane_row(st, base, h, col, fw, t));
+      if (t < n) raw[i] = load_raw(tip_lane_row(st, base, h, col, fw, t));
     }
     tip_lanes_pass<Elem, UMAX, LPR>(a, tu, scores, hist_s, select, n, t0, qc, raw);
   }
   __syncthreads();  // the block's scores and histogram are complete
   if (!select) {    // the unit keeps every token
     for (int u = 0; u < tu.nu; ++u)
-      for (std::int64_t t = lo + threadIdx.x; t < hi; t += T)
-        o.out[(row0 + u) * o.out_stride + t] = static_cast<std::int32_t>(t);
+      for (std::int64_t j = threadIdx.x; j < own; j += T)
+        if (const std::int64_t t = rows.at(j); t < n)
+          o.out[(row0 + u) * o.out_stride + t] = static_cast<std::int32_t>(t);
     return;
   }
   cluster_wait();
@@ -221,37 +234,37 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
   const auto written_of = [&](int u) {
     return o.counts + (row0 + u) * topk_count_fields + topk_written;
   };
-  const auto list_of = [&](int u, int l) {
-    return o.cand + ((row0 + u) * 2 + l) * o.cand_stride + lo;
-  };
+  const auto list_of = [&](int u, int l) { return o.cand + ((row0 + u) * 2 + l) * o.cand_stride; };
   constexpr int UNROLL = 2;  // float4 loads per thread per round: 2,048 tokens per block
   for (int u = 0; u < tu.nu; ++u) {
     const unsigned bin = s_bin[u];
     const float* s = scores + u * a.score_stride;
-    for (std::int64_t i0 = lo; i0 < hi; i0 += 4 * T * UNROLL) {  // lo: a multiple of 4
+    for (std::int64_t i0 = 0; i0 < own; i0 += 4 * T * UNROLL) {  // PASS: a multiple of 4
+      std::int64_t t4[UNROLL];  // the first row of each of the thread's 4-row groups, or -1
       unsigned d[UNROLL * 4];
 #pragma unroll
       for (int r = 0; r < UNROLL; ++r) {
-        const std::int64_t i = i0 + (r * T + threadIdx.x) * 4;
-        const float4 v = i < hi ? *reinterpret_cast<const float4*>(s + i) : float4{};
+        const std::int64_t j = i0 + (r * T + threadIdx.x) * 4;
+        t4[r] = j < own && rows.at(j) < n ? rows.at(j) : -1;
+        const float4 v = t4[r] >= 0 ? *reinterpret_cast<const float4*>(s + t4[r]) : float4{};
         const float e4[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-        for (int e = 0; e < 4; ++e) d[r * 4 + e] = i + e < hi ? first_digit(e4[e]) : 0u;
+        for (int e = 0; e < 4; ++e) d[r * 4 + e] = first_digit(e4[e]);
       }
+      const auto valid = [&](int x) { return t4[x / 4] >= 0 && t4[x / 4] + x % 4 < n; };
       unsigned above_n = 0, cand_n = 0;
 #pragma unroll
-      for (int j = 0; j < UNROLL * 4; ++j) {
-        const std::int64_t t = i0 + (j / 4 * T + threadIdx.x) * 4 + j % 4;
-        above_n += t < hi && d[j] > bin;
-        cand_n += t < hi && d[j] == bin;
+      for (int x = 0; x < UNROLL * 4; ++x) {
+        above_n += valid(x) && d[x] > bin;
+        cand_n += valid(x) && d[x] == bin;
       }
       unsigned out_at = 0, cand_at = 0;
       block_reserve<T>(above_n, cand_n, written_of(u), &s_cand[0][u], out_at, cand_at);
 #pragma unroll
-      for (int j = 0; j < UNROLL * 4; ++j) {
-        const std::int64_t t = i0 + (j / 4 * T + threadIdx.x) * 4 + j % 4;
-        if (t < hi && d[j] > bin) out_of(u)[out_at++] = static_cast<std::int32_t>(t);
-        if (t < hi && d[j] == bin) list_of(u, 0)[cand_at++] = static_cast<std::int32_t>(t);
+      for (int x = 0; x < UNROLL * 4; ++x) {
+        const auto t = static_cast<std::int32_t>(t4[x / 4] + x % 4);
+        if (valid(x) && d[x] > bin) out_of(u)[out_at++] = t;
+        if (valid(x) && d[x] == bin) list_of(u, 0)[rows.at(cand_at++)] = t;
       }
     }
   }
@@ -275,7 +288,7 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
       const std::int32_t* list = list_of(u, s_cur[u]);
       const float* s = scores + u * a.score_stride;
       for (unsigned e = threadIdx.x; e < s_cand[s_cur[u]][u]; e += T) {
-        const std::int32_t t = list[e];
+        const std::int32_t t = list[rows.at(e)];
         atomicAdd(lead + u * select_bins + select_digit(pass, s[t], t), 1u);
       }
     }
@@ -307,7 +320,7 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
 #pragma unroll
         for (int j = 0; j < CPT; ++j) {
           const unsigned e = e0 + j * T + threadIdx.x;
-          t[j] = e < count ? list[e] : -1;
+          t[j] = e < count ? list[rows.at(e)] : -1;
         }
 #pragma unroll
         for (int j = 0; j < CPT; ++j) {
@@ -320,7 +333,7 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
 #pragma unroll
         for (int j = 0; j < CPT; ++j) {
           if (t[j] >= 0 && d[j] > bin) out_of(u)[out_at++] = t[j];
-          if (t[j] >= 0 && d[j] == bin) next[cand_at++] = t[j];
+          if (t[j] >= 0 && d[j] == bin) next[rows.at(cand_at++)] = t[j];
         }
       }
     }
@@ -346,7 +359,7 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
   for (int u = 0; u < tu.nu; ++u) {
     const std::int32_t* list = list_of(u, s_cur[u]);
     for (unsigned e = threadIdx.x; e < s_cand[s_cur[u]][u]; e += T)
-      out_of(u)[s_base[u] + e] = list[e];
+      out_of(u)[s_base[u] + e] = list[rows.at(e)];
   }
   __syncthreads();
   cluster_sync();  // block 0's shared memory stays until no block reads it
