@@ -12,12 +12,10 @@
 //
 //  0. Each block makes its units' scoring queries from the raw queries (prepare_queries' math);
 //     block 0 also writes the KV head's attention queries for the attention kernel.
-//  1. Block r of the C in the cluster streams passes r, r + C, r + 2C, ... of the KV head's rows
-//     (a pass: the rows one load round of the block covers; interleaved so that the cluster's
-//     blocks read neighbouring rows at any time, as tip_scores_lanes' blocks do), scores them
-//     (tip_lanes_pass: the same math and emitted scores as tip_scores_lanes)
-//     and histograms the scores' first radix digit in its own shared memory, then adds its
-//     nonzero bins into block 0's.
+//  1. Block r of the C in the cluster streams the contiguous run r of the KV head's rows
+//     (ceil(n / C) tokens, rounded up to a pass), scores them (tip_lanes_pass: the same math and
+//     emitted scores as tip_scores_lanes) and histograms the scores' first radix digit in its
+//     own shared memory, then adds its nonzero bins into block 0's.
 //  2. Cluster barrier. Every block reads block 0's histograms and finds each unit's bin of the
 //     k-th best: the same bin in every block.
 //  3. Each block re-reads its own scores (just written, from L2): tokens of higher bins go to the
@@ -25,9 +23,10 @@
 //     block-wide scan and one atomic per list for every 2,048 tokens.
 //  4. While a unit has more candidates than it still needs, a pass over the candidates'
 //     next digit: adds into block 0's histogram of the pass, cluster barrier, the bin of the
-//     still needed, a partition as in 3. Digits: the score key's bits 21-14, 13-6, 5-0 (after
-//     the first digit's 31-22), then the inverted index's 31-24 .. 7-0, so equal scores keep the
-//     lowest indices: the tie rule of the CPU top-k, as topk_finish.
+//     still needed, a partition as in 3. Digits of 11 bits (each pass is a chain of latencies,
+//     so few wide ones): the score key's bits 21-11 and 10-0 (after the first digit's 31-22),
+//     then the inverted index's 31-21, 20-10 and 9-0, so equal scores keep the lowest indices:
+//     the tie rule of the CPU top-k, as topk_finish.
 //  5. Each unit's remaining candidates are in; a last cluster barrier keeps block 0's shared
 //     memory alive until the others are done with it.
 // Output as topk_finish: per row, keep(n) token indices in no particular order; 0 .. n-1 when
@@ -44,19 +43,22 @@
 
 namespace fasa::cuda::kernels {
 
-inline constexpr int select_bins = 256;     // bins of a refinement pass's digit (8 bits or fewer)
-inline constexpr int select_passes = 7;     // 3 over the score key's last 22 bits, 4 over ~index
+inline constexpr int select_bins = 2048;    // bins of a refinement pass's digit (11 bits or fewer)
+inline constexpr int select_passes = 5;     // 2 over the score key's last 22 bits, 3 over ~index
 inline constexpr int select_max_units = 4;  // units per KV head this kernel serves (shared memory)
+
+// Dynamic shared memory of tip_select_cluster: block 0's three pass histograms per unit.
+__host__ __device__ constexpr int select_smem_bytes(int units) {
+  return 3 * units * select_bins * static_cast<int>(sizeof(unsigned));
+}
 
 // Pass p's digit of a candidate (token t, score s), and the pass's number of bins.
 __device__ __forceinline__ unsigned select_digit(int pass, float s, std::int32_t t) {
-  if (pass < 3) {
-    const int shift = pass == 0 ? 14 : pass == 1 ? 6 : 0;
-    return (ordered_key(s) >> shift) & (pass == 2 ? 63u : 255u);
-  }
-  return (~static_cast<std::uint32_t>(t) >> (24 - 8 * (pass - 3))) & 255u;
+  if (pass < 2) return (ordered_key(s) >> (pass == 0 ? 11 : 0)) & 2047u;
+  const std::uint32_t key = ~static_cast<std::uint32_t>(t);
+  return pass == 2 ? key >> 21 : pass == 3 ? (key >> 10) & 2047u : key & 1023u;
 }
-__device__ __forceinline__ unsigned select_pass_bins(int pass) { return pass == 2 ? 64u : 256u; }
+__device__ __forceinline__ unsigned select_pass_bins(int pass) { return pass == 4 ? 1024u : 2048u; }
 
 // The bin that holds the need-th best of `bins` counts in block 0's shared memory (`lead`, a
 // cluster_map'd pointer), copied first to tot_s. Every thread calls it.
@@ -95,23 +97,12 @@ __device__ void block_reserve(unsigned out_n, unsigned cand_n, unsigned* out_cou
   __syncthreads();  // the bases and the scan's storage are reused by the next call
 }
 
-// The rows of block `rank` of a cluster of `blocks`: passes rank, rank + blocks, ... of PASS
-// rows each; its j-th row is at(j). A block keeps its candidate lists at the positions of its
-// own rows, so the blocks' lists never overlap and stay below the sequence's length.
-template <int PASS>
-struct cluster_rows {
-  std::int64_t rank, blocks;
-  __device__ std::int64_t at(std::int64_t j) const {
-    return (rank + j / PASS * blocks) * PASS + j % PASS;
-  }
-};
-
 // Where the selection goes (topk_args' fields the split path's filter and finish use).
 struct select_out {
   unsigned* counts;   // [rows, topk_count_fields]: topk_written is the output counter
   std::int32_t* out;  // [rows, out_stride]
   std::int64_t out_stride;
-  std::int32_t* cand;  // scratch [rows, 2, cand_stride]
+  std::int32_t* cand;  // scratch [rows, 2, cand_stride]: block r's lists start at its first token
   std::int64_t cand_stride;
 };
 
@@ -124,9 +115,10 @@ struct select_queries {
   float att_scale;
 };
 
-// grid: (C, kv_heads, batch) with clusters of (C, 1, 1); block as tip_scores. UMAX >= units per
-// KV head, at most select_max_units. Registers capped so four blocks fit an SM with one unit
-// per KV head (as tip_scores_lanes) and two with more: the streaming wants the occupancy.
+// grid: (C, kv_heads, batch) with clusters of (C, 1, 1); block as tip_scores; dynamic shared
+// memory select_smem_bytes(UMAX). UMAX >= units per KV head, at most select_max_units. Registers
+// capped so four blocks fit an SM with one unit per KV head (as tip_scores_lanes) and two with
+// more: the streaming wants the occupancy.
 template <class Elem, class St, int D, int UMAX, int LPR>
 __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_cluster(
     St st, const Elem* cache, std::int64_t seq_elems, tip_args a, select_out o, select_queries sq) {
@@ -140,9 +132,11 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
   __shared__ float q_s[UMAX * D];
   // First digits: this block's; block 0's become the cluster's (the others add theirs in).
   __shared__ unsigned hist_s[UMAX * topk_hist_bins];
-  __shared__ unsigned pass_s[3][UMAX * select_bins];  // block 0's: the cluster's pass digits
-  __shared__ unsigned tot_s[topk_hist_bins];          // a copy of block 0's counts
-  __shared__ unsigned s_cand[2][UMAX];                // this block's candidates per list
+  extern __shared__ unsigned pass_dyn[];  // block 0's: the cluster's pass digits, 3 buffers
+  const auto pass_s = [&](int i) { return pass_dyn + i * UMAX * select_bins; };
+  static_assert(select_bins >= topk_hist_bins);
+  __shared__ unsigned tot_s[select_bins];  // a copy of block 0's counts
+  __shared__ unsigned s_cand[2][UMAX];     // this block's candidates per list
   __shared__ unsigned s_bin[UMAX], s_above[UMAX], s_in_bin[UMAX];
   __shared__ long long s_need[UMAX], s_count[UMAX];  // the cluster's, per unit
   __shared__ int s_cur[UMAX];                        // the list holding a unit's candidates
@@ -159,7 +153,7 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
   if (rank == 0 && threadIdx.x < tu.nu)
     o.counts[(row0 + threadIdx.x) * topk_count_fields + topk_written] = 0u;
   for (int i = threadIdx.x; i < UMAX * topk_hist_bins; i += T) hist_s[i] = 0u;
-  for (int i = threadIdx.x; i < UMAX * select_bins; i += T) pass_s[0][i] = 0u;
+  for (int i = threadIdx.x; i < UMAX * select_bins; i += T) pass_s(0)[i] = 0u;
   if (threadIdx.x < UMAX) s_cand[0][threadIdx.x] = s_cand[1][threadIdx.x] = 0u;
   const float* qb = sq.q + static_cast<std::int64_t>(b) * a.shape.num_q_heads * D;
   for (int i = threadIdx.x; i < UMAX * D; i += T) {
@@ -179,31 +173,31 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
   __syncthreads();
   if (select) cluster_arrive();  // block 0's zeroed counts, before the others add to them
 
-  // 1. This block's rows: `own` of them (rows.at(0 .. own-1); those at n or beyond skipped).
-  const cluster_rows<PASS> rows{rank, blocks};
-  const std::int64_t passes = (n + PASS - 1) / PASS;
-  const std::int64_t own = (passes > rank ? (passes - rank + blocks - 1) / blocks : 0) * PASS;
+  // 1. This block's run of rows, [lo, hi): whole passes, so no row is scored twice.
+  const std::int64_t per = (n + blocks - 1) / blocks;
+  const std::int64_t chunk = (per + PASS - 1) / PASS * PASS;
+  const std::int64_t lo = n < rank * chunk ? n : rank * chunk;
+  const std::int64_t hi = n - lo < chunk ? n : lo + chunk;
   const Elem* base = cache + b * seq_elems;
   const int fw = layout<St>::first_width(st);
   const int col = threadIdx.x % LPR * V, r_in = threadIdx.x / LPR;
   float* scores = a.scores + row0 * a.score_stride;
   float qc[UMAX][V];
   tip_lane_query<D>(q_s, col, qc);
-  for (std::int64_t t0 = rank * PASS; t0 < n; t0 += blocks * PASS) {
+  for (std::int64_t t0 = lo; t0 < hi; t0 += PASS) {
     uint4 raw[RPT];
 #pragma unroll
     for (int i = 0; i < RPT; ++i) {
       const std::int64_t t = t0 + i * ROWS + r_in;
-      if (t < n) raw[i] = load_raw(tip_lane_row(st, base, h, col, fw, t));
+      if (t < hi) raw[i] = load_raw(tip_lane_row(st, base, h, col, fw, t));
     }
     tip_lanes_pass<Elem, UMAX, LPR>(a, tu, scores, hist_s, select, n, t0, qc, raw);
   }
   __syncthreads();  // the block's scores and histogram are complete
   if (!select) {    // the unit keeps every token
     for (int u = 0; u < tu.nu; ++u)
-      for (std::int64_t j = threadIdx.x; j < own; j += T)
-        if (const std::int64_t t = rows.at(j); t < n)
-          o.out[(row0 + u) * o.out_stride + t] = static_cast<std::int32_t>(t);
+      for (std::int64_t t = lo + threadIdx.x; t < hi; t += T)
+        o.out[(row0 + u) * o.out_stride + t] = static_cast<std::int32_t>(t);
     return;
   }
   cluster_wait();
@@ -234,44 +228,44 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
   const auto written_of = [&](int u) {
     return o.counts + (row0 + u) * topk_count_fields + topk_written;
   };
-  const auto list_of = [&](int u, int l) { return o.cand + ((row0 + u) * 2 + l) * o.cand_stride; };
+  const auto list_of = [&](int u, int l) {
+    return o.cand + ((row0 + u) * 2 + l) * o.cand_stride + lo;
+  };
   constexpr int UNROLL = 2;  // float4 loads per thread per round: 2,048 tokens per block
   for (int u = 0; u < tu.nu; ++u) {
     const unsigned bin = s_bin[u];
     const float* s = scores + u * a.score_stride;
-    for (std::int64_t i0 = 0; i0 < own; i0 += 4 * T * UNROLL) {  // PASS: a multiple of 4
-      std::int64_t t4[UNROLL];  // the first row of each of the thread's 4-row groups, or -1
+    for (std::int64_t i0 = lo; i0 < hi; i0 += 4 * T * UNROLL) {  // lo: a multiple of 4
       unsigned d[UNROLL * 4];
 #pragma unroll
       for (int r = 0; r < UNROLL; ++r) {
-        const std::int64_t j = i0 + (r * T + threadIdx.x) * 4;
-        t4[r] = j < own && rows.at(j) < n ? rows.at(j) : -1;
-        const float4 v = t4[r] >= 0 ? *reinterpret_cast<const float4*>(s + t4[r]) : float4{};
+        const std::int64_t i = i0 + (r * T + threadIdx.x) * 4;
+        const float4 v = i < hi ? *reinterpret_cast<const float4*>(s + i) : float4{};
         const float e4[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-        for (int e = 0; e < 4; ++e) d[r * 4 + e] = first_digit(e4[e]);
+        for (int e = 0; e < 4; ++e) d[r * 4 + e] = i + e < hi ? first_digit(e4[e]) : 0u;
       }
-      const auto valid = [&](int x) { return t4[x / 4] >= 0 && t4[x / 4] + x % 4 < n; };
       unsigned above_n = 0, cand_n = 0;
 #pragma unroll
-      for (int x = 0; x < UNROLL * 4; ++x) {
-        above_n += valid(x) && d[x] > bin;
-        cand_n += valid(x) && d[x] == bin;
+      for (int j = 0; j < UNROLL * 4; ++j) {
+        const std::int64_t t = i0 + (j / 4 * T + threadIdx.x) * 4 + j % 4;
+        above_n += t < hi && d[j] > bin;
+        cand_n += t < hi && d[j] == bin;
       }
       unsigned out_at = 0, cand_at = 0;
       block_reserve<T>(above_n, cand_n, written_of(u), &s_cand[0][u], out_at, cand_at);
 #pragma unroll
-      for (int x = 0; x < UNROLL * 4; ++x) {
-        const auto t = static_cast<std::int32_t>(t4[x / 4] + x % 4);
-        if (valid(x) && d[x] > bin) out_of(u)[out_at++] = t;
-        if (valid(x) && d[x] == bin) list_of(u, 0)[rows.at(cand_at++)] = t;
+      for (int j = 0; j < UNROLL * 4; ++j) {
+        const std::int64_t t = i0 + (j / 4 * T + threadIdx.x) * 4 + j % 4;
+        if (t < hi && d[j] > bin) out_of(u)[out_at++] = static_cast<std::int32_t>(t);
+        if (t < hi && d[j] == bin) list_of(u, 0)[cand_at++] = static_cast<std::int32_t>(t);
       }
     }
   }
   __syncthreads();
 
   // 4. Narrow the units whose bin holds more candidates than they still need. Pass p counts
-  // into block 0's pass_s[p % 3], which block 0 zeroed during pass p - 1, before that pass's
+  // into block 0's pass_s(p % 3), which block 0 zeroed during pass p - 1, before that pass's
   // barrier; the others last read that buffer during pass p - 3, before the barrier of pass
   // p - 2, which block 0 had passed by then.
   constexpr int CPT = 4;  // candidates per thread per round
@@ -280,15 +274,15 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
     bool more = false;
     for (int u = 0; u < tu.nu; ++u) more = more || s_need[u] < s_count[u];
     if (!more) break;  // the same in every block: the counts are the cluster's
-    unsigned* lead = cluster_map(pass_s[pass % 3], 0u);
+    unsigned* lead = cluster_map(pass_s(pass % 3), 0u);
     if (rank == 0)
-      for (int i = threadIdx.x; i < UMAX * select_bins; i += T) pass_s[(pass + 1) % 3][i] = 0u;
+      for (int i = threadIdx.x; i < UMAX * select_bins; i += T) pass_s((pass + 1) % 3)[i] = 0u;
     for (int u = 0; u < tu.nu; ++u) {
       if (s_need[u] >= s_count[u]) continue;
       const std::int32_t* list = list_of(u, s_cur[u]);
       const float* s = scores + u * a.score_stride;
       for (unsigned e = threadIdx.x; e < s_cand[s_cur[u]][u]; e += T) {
-        const std::int32_t t = list[rows.at(e)];
+        const std::int32_t t = list[e];
         atomicAdd(lead + u * select_bins + select_digit(pass, s[t], t), 1u);
       }
     }
@@ -320,7 +314,7 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
 #pragma unroll
         for (int j = 0; j < CPT; ++j) {
           const unsigned e = e0 + j * T + threadIdx.x;
-          t[j] = e < count ? list[rows.at(e)] : -1;
+          t[j] = e < count ? list[e] : -1;
         }
 #pragma unroll
         for (int j = 0; j < CPT; ++j) {
@@ -333,7 +327,7 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
 #pragma unroll
         for (int j = 0; j < CPT; ++j) {
           if (t[j] >= 0 && d[j] > bin) out_of(u)[out_at++] = t[j];
-          if (t[j] >= 0 && d[j] == bin) next[rows.at(cand_at++)] = t[j];
+          if (t[j] >= 0 && d[j] == bin) next[cand_at++] = t[j];
         }
       }
     }
@@ -359,7 +353,7 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
   for (int u = 0; u < tu.nu; ++u) {
     const std::int32_t* list = list_of(u, s_cur[u]);
     for (unsigned e = threadIdx.x; e < s_cand[s_cur[u]][u]; e += T)
-      out_of(u)[s_base[u] + e] = list[rows.at(e)];
+      out_of(u)[s_base[u] + e] = list[e];
   }
   __syncthreads();
   cluster_sync();  // block 0's shared memory stays until no block reads it
