@@ -199,8 +199,14 @@ void check_variant(const gpu_case& c, const Sel& sel, const St& st) {
     const bool cluster_can =
         major >= 9 && (vectors == 4 || vectors == 8 || vectors == 16) && per_kv <= 4;
     const int blocks = dec.select_cluster_blocks();
-    // Auto (-1) runs it where a KV head has one unit.
-    if (!cluster_can || c.splits.select_cluster == 0 || (c.splits.select_cluster < 0 && per_kv > 1))
+    // Auto (-1) runs it where a KV head has one unit and the context is at most 32K tokens or
+    // the (sequence, KV head) pairs are at least as many as the SMs.
+    int sms = 0;
+    FASA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    const int longest = *std::max_element(c.lengths.begin(), c.lengths.end());
+    const bool auto_off =
+        per_kv > 1 || (longest > 32768 && c.kv_heads * static_cast<int>(c.lengths.size()) < sms);
+    if (!cluster_can || c.splits.select_cluster == 0 || (c.splits.select_cluster < 0 && auto_off))
       CHECK(blocks == 0);
     else if (c.splits.select_cluster > 0)
       CHECK(blocks == c.splits.select_cluster);

@@ -344,12 +344,12 @@ class batch_decoder {
       if (cluster > 0) {
         const kernels::select_out so{k.counts, k.out, k.out_stride, k.cand, k.cand_stride};
         const kernels::select_queries sq{q, score_mask_.data(), q_att_.data(), att_scale};
-        with_select_kernel([&](auto kernel, int smem) {
+        with_select_kernel([&](auto kernel) {
           launch_cluster(kernel, cluster,
                          dim3(cluster, static_cast<unsigned>(shape_.num_kv_heads),
                               static_cast<unsigned>(batch_)),
-                         kernels::tip_threads, static_cast<std::size_t>(smem), stream, st_dev_,
-                         cache_ptr_, seq_stride_, t, so, sq);
+                         kernels::tip_threads, 0, stream, st_dev_, cache_ptr_, seq_stride_, t, so,
+                         sq);
         });
         FASA_CUDA_CHECK_LAUNCH("tip_select_cluster");
         if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->scored, stream));
@@ -592,14 +592,18 @@ class batch_decoder {
           per_kv > kernels::select_max_units)
         return 0;
       if (split_.select_cluster > 0) return split_.select_cluster;
-      // Auto: one unit per KV head only (kv_head granularity; under query_head the kernel holds
-      // a group's units in registers and measured slower), clusters of a power of two in
-      // [2, 16] blocks, about half of those that fill the GPU once (NOTES.md v13).
-      if (per_kv > 1) return 0;
+      // Auto, as measured (NOTES.md v13): one unit per KV head only (kv_head granularity; under
+      // query_head the kernel holds a group's units in registers and measured slower), and
+      // contexts up to 32K tokens or at least as many (sequence, KV head) pairs as SMs (beyond
+      // that, with fewer rows, the three kernels' wider filter measured faster); clusters of the
+      // largest power of two in [2, 16] at most half the blocks that fill the GPU once.
+      if (per_kv > 1 ||
+          (max_len_ > 32768 && std::int64_t{shape_.num_kv_heads} * batch_ < std::int64_t{sms_}))
+        return 0;
       if (select_per_sm_ == 0)
-        with_select_kernel([&](auto kernel, int smem) {
-          FASA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-              &select_per_sm_, kernel, kernels::tip_threads, static_cast<std::size_t>(smem)));
+        with_select_kernel([&](auto kernel) {
+          FASA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&select_per_sm_, kernel,
+                                                                        kernels::tip_threads, 0));
         });
       const std::int64_t fill = std::int64_t{sms_} * std::max(select_per_sm_, 1) /
                                 (std::int64_t{shape_.num_kv_heads} * batch_);
@@ -643,9 +647,8 @@ class batch_decoder {
       f(std::integral_constant<int, 128>{});
   }
 
-  // Runs f(kernel, dynamic shared memory) with the tip_select_cluster instance for this
-  // decoder's rows (callers check select_cluster_blocks() first); 16-block clusters allowed
-  // (beyond the portable 8).
+  // Runs f(kernel) with the tip_select_cluster instance for this decoder's rows (callers check
+  // select_cluster_blocks() first); 16-block clusters allowed (beyond the portable 8).
   template <class F>
   void with_select_kernel(F&& f) const {
     const int nv = score_width_ / vec;
@@ -659,16 +662,13 @@ class batch_decoder {
           const auto run = [&](auto lpr_c) {
             constexpr int L = decltype(lpr_c)::value;
             const auto kernel = kernels::tip_select_cluster<Elem, St, D, UMAX, L>;
-            constexpr int smem = kernels::select_smem_bytes(UMAX);
             static const bool configured = [&] {
               FASA_CUDA_CHECK(
                   cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
-              FASA_CUDA_CHECK(
-                  cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
               return true;
             }();
             (void)configured;
-            f(kernel, smem);
+            f(kernel);
           };
           if (nv == 4)
             run(std::integral_constant<int, 4>{});

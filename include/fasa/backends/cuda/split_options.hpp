@@ -33,8 +33,9 @@ struct split_options {
   // many blocks (2, 4, 8 or 16) per (sequence, KV head) scores the head's rows and selects,
   // meeting at cluster barriers instead of kernel boundaries (sm_90, the scored rows 4, 8 or 16
   // vectors wide, at most 4 units per KV head; elsewhere the three-kernel path runs). 0: off;
-  // -1: on where a KV head has one selection unit (kv_head granularity), clusters of about half
-  // the blocks that fill the GPU once (2 to 16)
+  // -1: on where a KV head has one selection unit (kv_head granularity) and the context is at
+  // most 32K tokens or the batch has as many (sequence, KV head) pairs as SMs, with clusters of
+  // at most half the blocks that fill the GPU once (2 to 16), as measured (NOTES.md v13)
   int select_cluster = -1;
 };
 

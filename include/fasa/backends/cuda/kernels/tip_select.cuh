@@ -23,10 +23,9 @@
 //     block-wide scan and one atomic per list for every 2,048 tokens.
 //  4. While a unit has more candidates than it still needs, a pass over the candidates'
 //     next digit: adds into block 0's histogram of the pass, cluster barrier, the bin of the
-//     still needed, a partition as in 3. Digits of 11 bits (each pass is a chain of latencies,
-//     so few wide ones): the score key's bits 21-11 and 10-0 (after the first digit's 31-22),
-//     then the inverted index's 31-21, 20-10 and 9-0, so equal scores keep the lowest indices:
-//     the tie rule of the CPU top-k, as topk_finish.
+//     still needed, a partition as in 3. Digits: the score key's bits 21-14, 13-6, 5-0 (after
+//     the first digit's 31-22), then the inverted index's 31-24 .. 7-0, so equal scores keep the
+//     lowest indices: the tie rule of the CPU top-k, as topk_finish.
 //  5. Each unit's remaining candidates are in; a last cluster barrier keeps block 0's shared
 //     memory alive until the others are done with it.
 // Output as topk_finish: per row, keep(n) token indices in no particular order; 0 .. n-1 when
@@ -43,22 +42,19 @@
 
 namespace fasa::cuda::kernels {
 
-inline constexpr int select_bins = 2048;    // bins of a refinement pass's digit (11 bits or fewer)
-inline constexpr int select_passes = 5;     // 2 over the score key's last 22 bits, 3 over ~index
+inline constexpr int select_bins = 256;     // bins of a refinement pass's digit (8 bits or fewer)
+inline constexpr int select_passes = 7;     // 3 over the score key's last 22 bits, 4 over ~index
 inline constexpr int select_max_units = 4;  // units per KV head this kernel serves (shared memory)
-
-// Dynamic shared memory of tip_select_cluster: block 0's three pass histograms per unit.
-__host__ __device__ constexpr int select_smem_bytes(int units) {
-  return 3 * units * select_bins * static_cast<int>(sizeof(unsigned));
-}
 
 // Pass p's digit of a candidate (token t, score s), and the pass's number of bins.
 __device__ __forceinline__ unsigned select_digit(int pass, float s, std::int32_t t) {
-  if (pass < 2) return (ordered_key(s) >> (pass == 0 ? 11 : 0)) & 2047u;
-  const std::uint32_t key = ~static_cast<std::uint32_t>(t);
-  return pass == 2 ? key >> 21 : pass == 3 ? (key >> 10) & 2047u : key & 1023u;
+  if (pass < 3) {
+    const int shift = pass == 0 ? 14 : pass == 1 ? 6 : 0;
+    return (ordered_key(s) >> shift) & (pass == 2 ? 63u : 255u);
+  }
+  return (~static_cast<std::uint32_t>(t) >> (24 - 8 * (pass - 3))) & 255u;
 }
-__device__ __forceinline__ unsigned select_pass_bins(int pass) { return pass == 4 ? 1024u : 2048u; }
+__device__ __forceinline__ unsigned select_pass_bins(int pass) { return pass == 2 ? 64u : 256u; }
 
 // The bin that holds the need-th best of `bins` counts in block 0's shared memory (`lead`, a
 // cluster_map'd pointer), copied first to tot_s. Every thread calls it.
@@ -115,10 +111,9 @@ struct select_queries {
   float att_scale;
 };
 
-// grid: (C, kv_heads, batch) with clusters of (C, 1, 1); block as tip_scores; dynamic shared
-// memory select_smem_bytes(UMAX). UMAX >= units per KV head, at most select_max_units. Registers
-// capped so four blocks fit an SM with one unit per KV head (as tip_scores_lanes) and two with
-// more: the streaming wants the occupancy.
+// grid: (C, kv_heads, batch) with clusters of (C, 1, 1); block as tip_scores. UMAX >= units per
+// KV head, at most select_max_units. Registers capped so four blocks fit an SM with one unit
+// per KV head (as tip_scores_lanes) and two with more: the streaming wants the occupancy.
 template <class Elem, class St, int D, int UMAX, int LPR>
 __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_cluster(
     St st, const Elem* cache, std::int64_t seq_elems, tip_args a, select_out o, select_queries sq) {
@@ -132,11 +127,9 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
   __shared__ float q_s[UMAX * D];
   // First digits: this block's; block 0's become the cluster's (the others add theirs in).
   __shared__ unsigned hist_s[UMAX * topk_hist_bins];
-  extern __shared__ unsigned pass_dyn[];  // block 0's: the cluster's pass digits, 3 buffers
-  const auto pass_s = [&](int i) { return pass_dyn + i * UMAX * select_bins; };
-  static_assert(select_bins >= topk_hist_bins);
-  __shared__ unsigned tot_s[select_bins];  // a copy of block 0's counts
-  __shared__ unsigned s_cand[2][UMAX];     // this block's candidates per list
+  __shared__ unsigned pass_s[3][UMAX * select_bins];  // block 0's: the cluster's pass digits
+  __shared__ unsigned tot_s[topk_hist_bins];          // a copy of block 0's counts
+  __shared__ unsigned s_cand[2][UMAX];                // this block's candidates per list
   __shared__ unsigned s_bin[UMAX], s_above[UMAX], s_in_bin[UMAX];
   __shared__ long long s_need[UMAX], s_count[UMAX];  // the cluster's, per unit
   __shared__ int s_cur[UMAX];                        // the list holding a unit's candidates
@@ -153,7 +146,7 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
   if (rank == 0 && threadIdx.x < tu.nu)
     o.counts[(row0 + threadIdx.x) * topk_count_fields + topk_written] = 0u;
   for (int i = threadIdx.x; i < UMAX * topk_hist_bins; i += T) hist_s[i] = 0u;
-  for (int i = threadIdx.x; i < UMAX * select_bins; i += T) pass_s(0)[i] = 0u;
+  for (int i = threadIdx.x; i < UMAX * select_bins; i += T) pass_s[0][i] = 0u;
   if (threadIdx.x < UMAX) s_cand[0][threadIdx.x] = s_cand[1][threadIdx.x] = 0u;
   const float* qb = sq.q + static_cast<std::int64_t>(b) * a.shape.num_q_heads * D;
   for (int i = threadIdx.x; i < UMAX * D; i += T) {
@@ -265,7 +258,7 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
   __syncthreads();
 
   // 4. Narrow the units whose bin holds more candidates than they still need. Pass p counts
-  // into block 0's pass_s(p % 3), which block 0 zeroed during pass p - 1, before that pass's
+  // into block 0's pass_s[p % 3], which block 0 zeroed during pass p - 1, before that pass's
   // barrier; the others last read that buffer during pass p - 3, before the barrier of pass
   // p - 2, which block 0 had passed by then.
   constexpr int CPT = 4;  // candidates per thread per round
@@ -274,9 +267,9 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
     bool more = false;
     for (int u = 0; u < tu.nu; ++u) more = more || s_need[u] < s_count[u];
     if (!more) break;  // the same in every block: the counts are the cluster's
-    unsigned* lead = cluster_map(pass_s(pass % 3), 0u);
+    unsigned* lead = cluster_map(pass_s[pass % 3], 0u);
     if (rank == 0)
-      for (int i = threadIdx.x; i < UMAX * select_bins; i += T) pass_s((pass + 1) % 3)[i] = 0u;
+      for (int i = threadIdx.x; i < UMAX * select_bins; i += T) pass_s[(pass + 1) % 3][i] = 0u;
     for (int u = 0; u < tu.nu; ++u) {
       if (s_need[u] >= s_count[u]) continue;
       const std::int32_t* list = list_of(u, s_cur[u]);
