@@ -186,12 +186,27 @@ void check_variant(const gpu_case& c, const Sel& sel, const St& st) {
     int device = 0, major = 0;
     FASA_CUDA_CHECK(cudaGetDevice(&device));
     FASA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-    int asked = c.splits.tip_bulk;  // -1: three tiles where a row serves several units
-    if (asked < 0)
-      asked = c.granularity == selection_granularity::query_head && c.q_heads > c.kv_heads ? 3 : 0;
+    const int asked = c.splits.tip_bulk < 0 ? 0 : c.splits.tip_bulk;  // -1: off
     const bool can =
         major >= 9 && rows_back_to_back && (vectors == 4 || vectors == 8 || vectors == 16);
     CHECK(dec.tip_bulk_tiles() == (can ? asked : 0));
+  }
+
+  const std::size_t row = static_cast<std::size_t>(c.kv_heads) * c.head_dim;
+  std::vector<std::vector<float>> keys, values;
+  for (int b = 0; b < batch; ++b) {
+    const auto n = static_cast<std::size_t>(c.lengths[static_cast<std::size_t>(b)]);
+    keys.push_back(random_rounded<Elem>(n * row, c.seed * 7919u + 2u * b, c.levels));
+    values.push_back(random_rounded<Elem>(n * row, c.seed * 7919u + 2u * b + 1u, c.levels));
+    dec.write_tokens(b, 0, keys.back(), values.back());
+  }
+  dec.set_lengths(c.lengths);
+  if constexpr (Sel::kind != fasa::score_kind::none) {
+    // (after set_lengths: the choice depends on the lengths)
+    int device = 0, major = 0;
+    FASA_CUDA_CHECK(cudaGetDevice(&device));
+    FASA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    const int vectors = dec.score_width() * static_cast<int>(sizeof(Elem)) / 16;
     // Where a case asks for the one-kernel TIP + top-k, it must be what runs wherever it can:
     // sm_90, 4, 8 or 16 vectors per scored row, at most 4 units per KV head.
     const int per_kv =
@@ -213,16 +228,6 @@ void check_variant(const gpu_case& c, const Sel& sel, const St& st) {
     else
       CHECK((blocks == 2 || blocks == 4 || blocks == 8 || blocks == 16));
   }
-
-  const std::size_t row = static_cast<std::size_t>(c.kv_heads) * c.head_dim;
-  std::vector<std::vector<float>> keys, values;
-  for (int b = 0; b < batch; ++b) {
-    const auto n = static_cast<std::size_t>(c.lengths[static_cast<std::size_t>(b)]);
-    keys.push_back(random_rounded<Elem>(n * row, c.seed * 7919u + 2u * b, c.levels));
-    values.push_back(random_rounded<Elem>(n * row, c.seed * 7919u + 2u * b + 1u, c.levels));
-    dec.write_tokens(b, 0, keys.back(), values.back());
-  }
-  dec.set_lengths(c.lengths);
   const std::size_t qrow = static_cast<std::size_t>(c.q_heads) * c.head_dim;
   const std::vector<float> q = fasa::test::random_vector(batch * qrow, c.seed * 31u + 5u);
   device_buffer<float> q_dev, out_dev(batch * qrow);

@@ -572,10 +572,10 @@ class batch_decoder {
     } else {
       const int nv = score_width_ / vec;
       if (!tip_bulk_ok_ || (nv != 4 && nv != 8 && nv != 16)) return 0;
-      if (split_.tip_bulk >= 0) return split_.tip_bulk;
-      const bool several_units =
-          sel_.granularity() == selection_granularity::query_head && shape_.group_size() > 1;
-      return several_units ? 3 : 0;
+      // Auto: off. Under query_head it measured up to 8 % faster (NOTES.md v12), but at
+      // 128K tokens x 32 sequences its selections failed the PyTorch peer's check (v13), so it
+      // stays opt-in until that is found.
+      return split_.tip_bulk >= 0 ? split_.tip_bulk : 0;
     }
   }
   // Blocks per cluster of the one-kernel TIP + top-k at this step (split_options::
