@@ -573,8 +573,8 @@ class batch_decoder {
       const int nv = score_width_ / vec;
       if (!tip_bulk_ok_ || (nv != 4 && nv != 8 && nv != 16)) return 0;
       // Auto: off. Under query_head it measured up to 8 % faster (NOTES.md v12), but at
-      // 128K tokens x 32 sequences its selections failed the PyTorch peer's check (v13), so it
-      // stays opt-in until that is found.
+      // 128K tokens x 32 sequences its selections failed the PyTorch peer's check (v13); a
+      // cross-proxy fence made them pass, and it stays opt-in until a full run confirms that.
       return split_.tip_bulk >= 0 ? split_.tip_bulk : 0;
     }
   }

@@ -226,6 +226,16 @@ __device__ __forceinline__ void bulk_copy_to_shared(void* dst, const void* src, 
   __trap();
 #endif
 }
+// Orders this thread's view of shared memory (the block's reads of a slot, made visible to it by
+// a block barrier) before its later bulk copies into that memory: the copies run in the async
+// proxy, which a block barrier alone does not order against the generic proxy's accesses.
+__device__ __forceinline__ void fence_proxy_async_shared() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
+#else
+  __trap();
+#endif
+}
 // Waits until the phase of `bar` with this parity (0 for its first, then alternating) completes.
 __device__ __forceinline__ void mbarrier_wait(std::uint64_t* bar, unsigned parity) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900

@@ -425,7 +425,10 @@ __global__ __launch_bounds__(tip_threads) void tip_scores_bulk(St st, const Elem
     for (int i = 0; i < RPT; ++i) raw[i] = ring[slot * TILE_VECS + i * tip_threads + threadIdx.x];
     __syncthreads();  // every thread holds its chunks: the slot can be refilled
     const std::int64_t next = tile + static_cast<std::int64_t>(S) * gridDim.x;
-    if (threadIdx.x == 0 && next < tiles) issue(next, slot);
+    if (threadIdx.x == 0 && next < tiles) {
+      fence_proxy_async_shared();  // the slot's reads before the copy that overwrites it
+      issue(next, slot);
+    }
     tip_lanes_pass<Elem, UMAX, LPR>(a, tu, scores, hist_s, histogram, n, tile * TILE, qc, raw);
     if (++slot == S) {
       slot = 0;
