@@ -260,24 +260,18 @@ __device__ __forceinline__ void mbarrier_wait(std::uint64_t* bar, unsigned parit
 // launches a cluster there).
 
 // This block's rank in its cluster and the cluster's size in blocks.
-__device__ __forceinline__ unsigned cluster_rank() {
+struct cluster_place {
+  unsigned rank, blocks;
+};
+__device__ __forceinline__ cluster_place cluster_position() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  unsigned r = 0;
-  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
-  return r;
+  cluster_place p{};
+  asm volatile("mov.u32 %0, %%cluster_ctarank;\n mov.u32 %1, %%cluster_nctarank;\n"
+               : "=r"(p.rank), "=r"(p.blocks));
+  return p;
 #else
   __trap();
-  return 0;
-#endif
-}
-__device__ __forceinline__ unsigned cluster_blocks() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  unsigned r = 0;
-  asm volatile("mov.u32 %0, %%cluster_nctarank;\n" : "=r"(r));
-  return r;
-#else
-  __trap();
-  return 0;
+  return {};
 #endif
 }
 // The two halves of a cluster barrier: memory written before a thread's arrive is visible to

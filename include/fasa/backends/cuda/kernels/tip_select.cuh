@@ -133,8 +133,7 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
   __shared__ unsigned s_bin[UMAX], s_above[UMAX], s_in_bin[UMAX];
   __shared__ long long s_need[UMAX], s_count[UMAX];  // the cluster's, per unit
   __shared__ int s_cur[UMAX];                        // the list holding a unit's candidates
-  const unsigned rank = cluster_rank();
-  const unsigned blocks = cluster_blocks();
+  const auto [rank, blocks] = cluster_position();
   const int b = blockIdx.z, h = blockIdx.y;
   const tip_units tu = tip_units_of(a, h);
   const std::int64_t n = a.lengths[b];
