@@ -608,12 +608,6 @@ int main(int argc, char** argv) {
                  "kernels (TIP, filter, finish); -1: clusters sized to fill the GPU once")
       ->capture_default_str()
       ->check(CLI::IsMember({-1, 0, 2, 4, 8, 16}));
-  app.add_option("--split-tip-mma", cuda_only.splits.tip_mma,
-                 "--backend cuda: TIP's dot products on tensor cores (mma.sync; queries in three "
-                 "16-bit parts, fp32 scores) where the scored rows are 32 bf16/fp16 dims: 1 or "
-                 "-1 on, 0 off (CUDA cores)")
-      ->capture_default_str()
-      ->check(CLI::IsMember({-1, 0, 1}));
   app.add_option("--bandwidth-mib", o.bandwidth_mib,
                  "Buffer size of the memory-bandwidth probe in MiB (0 skips it)")
       ->capture_default_str()

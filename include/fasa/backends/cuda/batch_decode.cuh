@@ -380,28 +380,25 @@ class batch_decoder {
             };
             const auto lanes = [&](auto lpr_c) {
               constexpr int L = decltype(lpr_c)::value;
-              with_tip_math<UMAX, L>([&](auto mma_c) {
-                constexpr bool M = decltype(mma_c)::value;
-                if (const int tiles = tip_bulk_tiles(); tiles > 0) {
-                  switch (tiles) {
-                    case 2:
-                      launch(kernels::tip_scores_bulk<Elem, St, D, UMAX, L, 2, M>,
-                             kernels::tip_ring_bytes(2));
-                      break;
-                    case 3:
-                      launch(kernels::tip_scores_bulk<Elem, St, D, UMAX, L, 3, M>,
-                             kernels::tip_ring_bytes(3));
-                      break;
-                    default:
-                      launch(kernels::tip_scores_bulk<Elem, St, D, UMAX, L, 4, M>,
-                             kernels::tip_ring_bytes(4));
-                  }
-                } else if (split_.tip_stages > 0 || (split_.tip_stages < 0 && UMAX > 1))
-                  launch(kernels::tip_scores_lanes<Elem, St, D, UMAX, L, 3, M>,
-                         kernels::tip_ring_bytes(3));
-                else
-                  launch(kernels::tip_scores_lanes<Elem, St, D, UMAX, L, 0, M>, 0);
-              });
+              if (const int tiles = tip_bulk_tiles(); tiles > 0) {
+                switch (tiles) {
+                  case 2:
+                    launch(kernels::tip_scores_bulk<Elem, St, D, UMAX, L, 2>,
+                           kernels::tip_ring_bytes(2));
+                    break;
+                  case 3:
+                    launch(kernels::tip_scores_bulk<Elem, St, D, UMAX, L, 3>,
+                           kernels::tip_ring_bytes(3));
+                    break;
+                  default:
+                    launch(kernels::tip_scores_bulk<Elem, St, D, UMAX, L, 4>,
+                           kernels::tip_ring_bytes(4));
+                }
+              } else if (split_.tip_stages > 0 || (split_.tip_stages < 0 && UMAX > 1))
+                launch(kernels::tip_scores_lanes<Elem, St, D, UMAX, L, 3>,
+                       kernels::tip_ring_bytes(3));
+              else
+                launch(kernels::tip_scores_lanes<Elem, St, D, UMAX, L, 0>, 0);
             };
             switch (lpr) {
               case 4:
@@ -555,18 +552,13 @@ class batch_decoder {
     FASA_CHECK(o.pdl >= -1 && o.pdl <= 1,
                "batch_decoder::set_split_options: pdl must be -1 (auto), 0 (off) or 1 (on), got ",
                o.pdl);
-    FASA_CHECK(o.tip_mma >= -1 && o.tip_mma <= 1,
-               "batch_decoder::set_split_options: tip_mma must be -1 (auto), 0 (off) or 1 (on), "
-               "got ",
-               o.tip_mma);
     FASA_CHECK(o.select_cluster == -1 || o.select_cluster == 0 || o.select_cluster == 2 ||
                    o.select_cluster == 4 || o.select_cluster == 8 || o.select_cluster == 16,
                "batch_decoder::set_split_options: select_cluster must be -1 (auto), 0 (off) or "
                "2, 4, 8 or 16 blocks per cluster, got ",
                o.select_cluster);
-    if (o.tip_stages != split_.tip_stages || o.tip_bulk != split_.tip_bulk ||
-        o.tip_mma != split_.tip_mma)
-      tip_per_sm_ = select_per_sm_ = 0;  // another TIP kernel: ask again
+    if (o.tip_stages != split_.tip_stages || o.tip_bulk != split_.tip_bulk)
+      tip_per_sm_ = 0;  // another TIP kernel: ask again
     split_ = o;
     if (max_len_ > 0) plan_splits();
   }
@@ -620,17 +612,6 @@ class batch_decoder {
       return blocks;
     }
   }
-  // Whether TIP's dot products run on tensor cores at this step (split_options::tip_mma; rows
-  // of 32 bf16 or fp16 dims scored by 4 lanes each, at most 8 units per KV head).
-  bool tip_mma_active() const {
-    if constexpr (Sel::kind == score_kind::none || sizeof(Elem) != 2) {
-      return false;
-    } else {
-      const int per_kv =
-          sel_.granularity() == selection_granularity::query_head ? shape_.group_size() : 1;
-      return split_.tip_mma != 0 && score_width_ / vec == 4 && per_kv <= 8;
-    }
-  }
   // Whether the step's kernels go out with programmatic dependent launch (split_options::pdl).
   bool pdl_active() const { return split_.pdl > 0 || (split_.pdl < 0 && batch_ == 1); }
 
@@ -666,16 +647,6 @@ class batch_decoder {
       f(std::integral_constant<int, 128>{});
   }
 
-  // Runs f(std::bool_constant<on>) with on = whether TIP's math for UMAX units and L lanes per
-  // row runs on tensor cores at this step (tip_mma_active).
-  template <int UMAX, int L, class F>
-  void with_tip_math(F&& f) const {
-    if constexpr (kernels::tip_mma_fits<Elem, UMAX, L>) {
-      if (split_.tip_mma != 0) return f(std::true_type{});
-    }
-    f(std::false_type{});
-  }
-
   // Runs f(kernel) with the tip_select_cluster instance for this decoder's rows (callers check
   // select_cluster_blocks() first); 16-block clusters allowed (beyond the portable 8).
   template <class F>
@@ -690,17 +661,14 @@ class batch_decoder {
           constexpr int D = decltype(dim)::value;
           const auto run = [&](auto lpr_c) {
             constexpr int L = decltype(lpr_c)::value;
-            with_tip_math<UMAX, L>([&](auto mma_c) {
-              const auto kernel =
-                  kernels::tip_select_cluster<Elem, St, D, UMAX, L, decltype(mma_c)::value>;
-              static const bool configured = [&] {
-                FASA_CUDA_CHECK(cudaFuncSetAttribute(
-                    kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
-                return true;
-              }();
-              (void)configured;
-              f(kernel);
-            });
+            const auto kernel = kernels::tip_select_cluster<Elem, St, D, UMAX, L>;
+            static const bool configured = [&] {
+              FASA_CUDA_CHECK(
+                  cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+              return true;
+            }();
+            (void)configured;
+            f(kernel);
           };
           if (nv == 4)
             run(std::integral_constant<int, 4>{});

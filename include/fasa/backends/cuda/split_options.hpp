@@ -38,11 +38,6 @@ struct split_options {
   // most 32K tokens or the batch has as many (sequence, KV head) pairs as SMs, with clusters of
   // at most half the blocks that fill the GPU once (2 to 16), as measured (NOTES.md v13)
   int select_cluster = -1;
-  // TIP's dot products on tensor cores (mma.sync, kernels/tip_scores.cuh) where the scored rows
-  // are 32 dims of bf16 or fp16 (four 16-byte chunks: the FASA-C slab at N_tip = 16) and a KV
-  // head has at most 8 selection units; the queries split into three 16-bit parts, so the
-  // scores stay fp32 dot products. 0: off (the CUDA-core math), 1 and -1: on where it applies
-  int tip_mma = -1;
 };
 
 }  // namespace fasa::cuda

@@ -285,154 +285,6 @@ __device__ __forceinline__ void tip_lanes_pass(const tip_args& a, const tip_unit
   }
 }
 
-// ---- the same math on tensor cores --------------------------------------------------------
-//
-// With 16-bit elements and rows of four 16-byte chunks (32 dims: the FASA-C slab at N_tip = 16),
-// a pass's dot products run as mma.sync m16n8k16 (fp32 accumulate). A warp takes 16 rows at a
-// time as the A operand: lane (g, c) = (lane / 4, lane % 4) loads chunk c of rows g and g + 8,
-// so each load is still one contiguous 512-byte stretch per warp, as in the lanes layout. The
-// units' scoring queries are B's columns. The chunk's 8 dims (8c .. 8c + 7) stand for the MMA's
-// k indices 2c, 2c + 1, 2c + 8, 2c + 9 of two k-chunks, and B takes the same permutation, so the
-// dot product is unchanged. A 16-row tile costs 6 MMAs instead of the lanes layout's 16 x 8
-// conversions, 16 x 8 FMAs and the shuffle reductions per unit.
-//
-// Precision: B holds each query value as three 16-bit parts (hi + mid + lo = the fp32 value to
-// within 2^-27 of it), each part's products exact in fp32, so the scores are fp32 dot products
-// up to the order of the additions, as the lanes layout's. fp16 queries are first scaled by a
-// power of two (largest |value| in [2^13, 2^14)) so that no part overflows or flushes; the
-// score is divided back exactly.
-
-// Whether the MMA math serves these rows: 16-bit elements, 4 lanes per row, at most 8 units.
-template <class Elem, int UMAX, int LPR>
-inline constexpr bool tip_mma_fits = sizeof(Elem) == 2 && LPR == 4 && UMAX <= 8;
-
-// The row (from the pass's first) of a thread's load i in a pass of tip_lane_rows loads: the
-// lanes layout's row i * ROWS + threadIdx.x / LPR, or the MMA layout's row g (even i) or
-// g + 8 (odd i) of the warp's 16-row tile i / 2. Either way a pass is tip_threads / LPR *
-// tip_lane_rows rows and lane c of a row loads its chunk c.
-template <int LPR, bool MMA>
-__device__ __forceinline__ int tip_pass_row(int i) {
-  if constexpr (MMA) {
-    static_assert(LPR == 4, "the MMA layout takes rows of four chunks");
-    const int warp = static_cast<int>(threadIdx.x) / 32, lane = static_cast<int>(threadIdx.x) % 32;
-    return i / 2 * (tip_threads / 2) + warp * 16 + i % 2 * 8 + lane / 4;
-  } else {
-    return i * (tip_threads / LPR) + static_cast<int>(threadIdx.x) / LPR;
-  }
-}
-
-inline constexpr int tip_mma_parts = 3;  // 16-bit parts of each query value
-
-// A lane's B fragments, and the inverse scales of the two columns (units 2c, 2c + 1) whose scores
-// the lane's accumulators hold.
-struct tip_mma_query {
-  unsigned b[tip_mma_parts][2][2];  // part, k-chunk, register
-  float inv[2];
-};
-
-// Builds lane (g, c)'s fragments from q_s (unit g's query; zero for g >= UMAX) at the dims of its
-// chunk, storage positions col .. col + 7. Every lane of the warp calls it (shuffles).
-template <class Elem, int D, int UMAX>
-__device__ __forceinline__ tip_mma_query tip_mma_load(const float* q_s, int col) {
-  const int lane = static_cast<int>(threadIdx.x) % 32, g = lane / 4, c = lane % 4;
-  float q[8];
-  float top = 0.0f;
-#pragma unroll
-  for (int e = 0; e < 8; ++e) {
-    q[e] = g < UMAX ? q_s[g * D + col + e] : 0.0f;
-    top = fmaxf(top, fabsf(q[e]));
-  }
-  float scale = 1.0f;
-  if constexpr (std::is_same_v<Elem, __half>) {  // the column's largest |value| to [2^13, 2^14)
-    top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 1));
-    top = fmaxf(top, __shfl_xor_sync(0xffffffffu, top, 2));
-    int exponent = 0;
-    frexpf(top, &exponent);  // top = m 2^exponent, m in [0.5, 1)
-    if (top > 0.0f && top <= 3.0e38f) scale = ldexpf(1.0f, 14 - exponent);
-  }
-  tip_mma_query r;
-#pragma unroll
-  for (int e = 0; e < 8; ++e) q[e] *= scale;
-#pragma unroll
-  for (int p = 0; p < tip_mma_parts; ++p) {
-    float part[8];
-#pragma unroll
-    for (int e = 0; e < 8; ++e) {
-      part[e] = elem_traits<Elem>::to_float(elem_traits<Elem>::from_float(q[e]));
-      q[e] -= part[e];  // exact: the rounding error of a float to fewer bits is a float
-    }
-#pragma unroll
-    for (int kc = 0; kc < 2; ++kc) {
-      r.b[p][kc][0] = pack2<Elem>(part[4 * kc], part[4 * kc + 1]);
-      r.b[p][kc][1] = pack2<Elem>(part[4 * kc + 2], part[4 * kc + 3]);
-    }
-  }
-#pragma unroll
-  for (int e = 0; e < 2; ++e)
-    r.inv[e] = 1.0f / __shfl_sync(0xffffffffu, scale, (2 * c + e) * 4);  // column 2c + e's lanes
-  return r;
-}
-
-// One pass on tensor cores: raw[2j] and raw[2j + 1] are rows g and g + 8 of the warp's tile j
-// (tip_pass_row<4, true>); the scores emitted are tip_lanes_pass'.
-template <class Elem, int UMAX>
-__device__ __forceinline__ void tip_mma_pass(const tip_args& a, const tip_units& tu,
-                                             float* scores, unsigned* hist_s, bool histogram,
-                                             std::int64_t n, std::int64_t t0,
-                                             const tip_mma_query& q,
-                                             const uint4 (&raw)[tip_lane_rows]) {
-  const int c = static_cast<int>(threadIdx.x) % 4;
-#pragma unroll
-  for (int j = 0; j < tip_lane_rows / 2; ++j) {
-    const uint4& top = raw[2 * j];         // row g
-    const uint4& bottom = raw[2 * j + 1];  // row g + 8
-    float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-    for (int p = 0; p < tip_mma_parts; ++p) {
-      mma16816<Elem>(acc, top.x, bottom.x, top.y, bottom.y, q.b[p][0][0], q.b[p][0][1]);
-      mma16816<Elem>(acc, top.z, bottom.z, top.w, bottom.w, q.b[p][1][0], q.b[p][1][1]);
-    }
-    const std::int64_t t = t0 + tip_pass_row<4, true>(2 * j);
-#pragma unroll
-    for (int e = 0; e < 2; ++e) {
-      const int u = 2 * c + e;  // acc[e]: row g, acc[2 + e]: row g + 8
-      if (u < UMAX && u < tu.nu) {
-        const float inv = std::is_same_v<Elem, __half> ? q.inv[e] : 1.0f;
-        if (t < n) tip_emit(a, scores, hist_s, histogram, n, t, u, acc[e] * inv);
-        if (t + 8 < n) tip_emit(a, scores, hist_s, histogram, n, t + 8, u, acc[2 + e] * inv);
-      }
-    }
-  }
-}
-
-// A block's scoring math for rows of LPR chunks: the units' queries as the lanes layout's
-// per-lane floats (MMA false) or as B fragments (tip_mma_fits), loaded once from q_s; pass()
-// scores one pass of loads laid out by tip_pass_row<LPR, MMA>.
-template <class Elem, int D, int UMAX, int LPR, bool MMA>
-struct tip_math {
-  float qc[UMAX][vec_elems<Elem>];
-  __device__ explicit tip_math(const float* q_s) {
-    tip_lane_query<D>(q_s, static_cast<int>(threadIdx.x) % LPR * vec_elems<Elem>, qc);
-  }
-  __device__ void pass(const tip_args& a, const tip_units& tu, float* scores, unsigned* hist_s,
-                       bool histogram, std::int64_t n, std::int64_t t0,
-                       const uint4 (&raw)[tip_lane_rows]) const {
-    tip_lanes_pass<Elem, UMAX, LPR>(a, tu, scores, hist_s, histogram, n, t0, qc, raw);
-  }
-};
-template <class Elem, int D, int UMAX, int LPR>
-struct tip_math<Elem, D, UMAX, LPR, true> {
-  static_assert(tip_mma_fits<Elem, UMAX, LPR>, "TIP on tensor cores: 16-bit rows of 4 chunks");
-  tip_mma_query q;
-  __device__ explicit tip_math(const float* q_s)
-      : q(tip_mma_load<Elem, D, UMAX>(q_s, static_cast<int>(threadIdx.x) % LPR * 8)) {}
-  __device__ void pass(const tip_args& a, const tip_units& tu, float* scores, unsigned* hist_s,
-                       bool histogram, std::int64_t n, std::int64_t t0,
-                       const uint4 (&raw)[tip_lane_rows]) const {
-    tip_mma_pass<Elem, UMAX>(a, tu, scores, hist_s, histogram, n, t0, q, raw);
-  }
-};
-
 // The same scores with LPR lanes per row (LPR = width / vector width, a power of two): lane c of
 // a row loads the row's 16-byte chunk c, so a warp reads 32 / LPR consecutive rows as one
 // contiguous, fully coalesced stretch, and the lanes sum their partial dot products with
@@ -445,9 +297,8 @@ struct tip_math<Elem, D, UMAX, LPR, true> {
 // own slots, so no barrier), S - 1 passes ahead of the one being scored: more bytes in flight
 // than registers could hold, and no pause between a pass's loads and its math. Dynamic shared
 // memory: tip_ring_bytes(S).
-// MMA: the math on tensor cores (tip_math; tip_mma_fits), the loads laid out for it.
 // grid and block as tip_scores.
-template <class Elem, class St, int D, int UMAX, int LPR, int S, bool MMA = false>
+template <class Elem, class St, int D, int UMAX, int LPR, int S>
 __global__ __launch_bounds__(tip_threads) void tip_scores_lanes(St st, const Elem* cache,
                                                                 std::int64_t seq_elems,
                                                                 tip_args a) {
@@ -469,9 +320,11 @@ __global__ __launch_bounds__(tip_threads) void tip_scores_lanes(St st, const Ele
 
   const Elem* base = cache + b * seq_elems;
   const int fw = layout<St>::first_width(st);
-  const int col = threadIdx.x % LPR * V;
+  const int c = threadIdx.x % LPR, col = c * V;
+  const int r_in = threadIdx.x / LPR;
   float* scores = a.scores + (static_cast<std::int64_t>(b) * tu.units + tu.unit0) * a.score_stride;
-  const tip_math<Elem, D, UMAX, LPR, MMA> math(q_s);
+  float qc[UMAX][V];
+  tip_lane_query<D>(q_s, col, qc);
   const auto row_at = [&](std::int64_t t) { return tip_lane_row(st, base, h, col, fw, t); };
   const std::int64_t first = static_cast<std::int64_t>(blockIdx.x) * ROWS * RPT;
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * ROWS * RPT;
@@ -479,7 +332,7 @@ __global__ __launch_bounds__(tip_threads) void tip_scores_lanes(St st, const Ele
   [[maybe_unused]] const auto issue = [&](std::int64_t t0, int slot) {
 #pragma unroll
     for (int i = 0; i < RPT; ++i) {
-      const std::int64_t t = t0 + tip_pass_row<LPR, MMA>(i);
+      const std::int64_t t = t0 + i * ROWS + r_in;
       if (t < n) cp_async16(&ring[(slot * RPT + i) * tip_threads + threadIdx.x], row_at(t));
     }
   };
@@ -492,7 +345,7 @@ __global__ __launch_bounds__(tip_threads) void tip_scores_lanes(St st, const Ele
   }
   [[maybe_unused]] int slot = 0;
   for (std::int64_t t0 = first; t0 < n; t0 += stride) {
-    uint4 raw[RPT] = {};
+    uint4 raw[RPT];
     if constexpr (S > 0) {
       issue(t0 + (S - 1) * stride, slot == 0 ? S - 1 : slot - 1);
       cp_async_commit();
@@ -503,11 +356,11 @@ __global__ __launch_bounds__(tip_threads) void tip_scores_lanes(St st, const Ele
     } else {
 #pragma unroll
       for (int i = 0; i < RPT; ++i) {
-        const std::int64_t t = t0 + tip_pass_row<LPR, MMA>(i);
+        const std::int64_t t = t0 + i * ROWS + r_in;
         if (t < n) raw[i] = load_raw(row_at(t));
       }
     }
-    math.pass(a, tu, scores, hist_s, histogram, n, t0, raw);
+    tip_lanes_pass<Elem, UMAX, LPR>(a, tu, scores, hist_s, histogram, n, t0, qc, raw);
   }
   if constexpr (S > 0) cp_async_wait<0>();
   if (histogram) tip_finish(a, b, h, tu, n, hist_s);
@@ -520,12 +373,13 @@ __global__ __launch_bounds__(tip_threads) void tip_scores_lanes(St st, const Ele
 // slots complete on mbarriers. The other threads issue no loads and compute no addresses; the
 // bytes in flight (S - 1 tiles ahead of the one scored) do not depend on how many threads are
 // resident. Tiles go to blocks round-robin, as the passes of tip_scores_lanes do. The math and
-// the emitted scores are tip_scores_lanes' (tip_math). Dynamic shared memory:
-// tip_ring_bytes(S). MMA as tip_scores_lanes. grid and block as tip_scores.
-template <class Elem, class St, int D, int UMAX, int LPR, int S, bool MMA = false>
+// the emitted scores are tip_scores_lanes' (tip_lanes_pass). Dynamic shared memory:
+// tip_ring_bytes(S). grid and block as tip_scores.
+template <class Elem, class St, int D, int UMAX, int LPR, int S>
 __global__ __launch_bounds__(tip_threads) void tip_scores_bulk(St st, const Elem* cache,
                                                                std::int64_t seq_elems, tip_args a) {
   grid_dependency_sync();  // programmatic dependent launch (common.cuh)
+  constexpr int V = vec_elems<Elem>;
   constexpr int RPT = tip_lane_rows;
   constexpr int TILE = tip_threads / LPR * RPT;  // rows per tile
   constexpr int TILE_VECS = RPT * tip_threads;   // 16-byte chunks per tile
@@ -559,22 +413,23 @@ __global__ __launch_bounds__(tip_threads) void tip_scores_bulk(St st, const Elem
       if (blockIdx.x + static_cast<std::int64_t>(i) * gridDim.x < tiles)
         issue(blockIdx.x + static_cast<std::int64_t>(i) * gridDim.x, i);
   float* scores = a.scores + (static_cast<std::int64_t>(b) * tu.units + tu.unit0) * a.score_stride;
-  const tip_math<Elem, D, UMAX, LPR, MMA> math(q_s);
-  const int c = threadIdx.x % LPR;
+  const int col = threadIdx.x % LPR * V;
+  float qc[UMAX][V];
+  tip_lane_query<D>(q_s, col, qc);
   int slot = 0;
   unsigned parity = 0;
   for (std::int64_t tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
     mbarrier_wait(&full[slot], parity);
     uint4 raw[RPT];  // rows past the end read stale chunks, never emitted
 #pragma unroll
-    for (int i = 0; i < RPT; ++i) raw[i] = ring[slot * TILE_VECS + tip_pass_row<LPR, MMA>(i) * LPR + c];
+    for (int i = 0; i < RPT; ++i) raw[i] = ring[slot * TILE_VECS + i * tip_threads + threadIdx.x];
     __syncthreads();  // every thread holds its chunks: the slot can be refilled
     const std::int64_t next = tile + static_cast<std::int64_t>(S) * gridDim.x;
     if (threadIdx.x == 0 && next < tiles) {
       fence_proxy_async_shared();  // the slot's reads before the copy that overwrites it
       issue(next, slot);
     }
-    math.pass(a, tu, scores, hist_s, histogram, n, tile * TILE, raw);
+    tip_lanes_pass<Elem, UMAX, LPR>(a, tu, scores, hist_s, histogram, n, tile * TILE, qc, raw);
     if (++slot == S) {
       slot = 0;
       parity ^= 1u;

@@ -13,7 +13,7 @@
 //  0. Each block makes its units' scoring queries from the raw queries (prepare_queries' math);
 //     block 0 also writes the KV head's attention queries for the attention kernel.
 //  1. Block r of the C in the cluster streams the contiguous run r of the KV head's rows
-//     (ceil(n / C) tokens, rounded up to a pass), scores them (tip_math: the same math and
+//     (ceil(n / C) tokens, rounded up to a pass), scores them (tip_lanes_pass: the same math and
 //     emitted scores as tip_scores_lanes) and histograms the scores' first radix digit in its
 //     own shared memory, then adds its nonzero bins into block 0's.
 //  2. Cluster barrier. Every block reads block 0's histograms and finds each unit's bin of the
@@ -114,8 +114,7 @@ struct select_queries {
 // grid: (C, kv_heads, batch) with clusters of (C, 1, 1); block as tip_scores. UMAX >= units per
 // KV head, at most select_max_units. Registers capped so four blocks fit an SM with one unit
 // per KV head (as tip_scores_lanes) and two with more: the streaming wants the occupancy.
-// MMA: the scoring math on tensor cores (tip_math, as tip_scores_lanes).
-template <class Elem, class St, int D, int UMAX, int LPR, bool MMA = false>
+template <class Elem, class St, int D, int UMAX, int LPR>
 __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_cluster(
     St st, const Elem* cache, std::int64_t seq_elems, tip_args a, select_out o, select_queries sq) {
   static_assert(UMAX <= select_max_units, "tip_select_cluster: too many units per KV head");
@@ -173,17 +172,18 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
   const std::int64_t hi = n - lo < chunk ? n : lo + chunk;
   const Elem* base = cache + b * seq_elems;
   const int fw = layout<St>::first_width(st);
-  const int col = threadIdx.x % LPR * V;
+  const int col = threadIdx.x % LPR * V, r_in = threadIdx.x / LPR;
   float* scores = a.scores + row0 * a.score_stride;
-  const tip_math<Elem, D, UMAX, LPR, MMA> math(q_s);
+  float qc[UMAX][V];
+  tip_lane_query<D>(q_s, col, qc);
   for (std::int64_t t0 = lo; t0 < hi; t0 += PASS) {
-    uint4 raw[RPT] = {};
+    uint4 raw[RPT];
 #pragma unroll
     for (int i = 0; i < RPT; ++i) {
-      const std::int64_t t = t0 + tip_pass_row<LPR, MMA>(i);
+      const std::int64_t t = t0 + i * ROWS + r_in;
       if (t < hi) raw[i] = load_raw(tip_lane_row(st, base, h, col, fw, t));
     }
-    math.pass(a, tu, scores, hist_s, select, n, t0, raw);
+    tip_lanes_pass<Elem, UMAX, LPR>(a, tu, scores, hist_s, select, n, t0, qc, raw);
   }
   __syncthreads();  // the block's scores and histogram are complete
   if (!select) {    // the unit keeps every token
