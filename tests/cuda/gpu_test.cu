@@ -186,7 +186,11 @@ void check_variant(const gpu_case& c, const Sel& sel, const St& st) {
     int device = 0, major = 0;
     FASA_CUDA_CHECK(cudaGetDevice(&device));
     FASA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-    const int asked = c.splits.tip_bulk < 0 ? 0 : c.splits.tip_bulk;  // -1: off
+    // -1: 3 tiles where a row is scored for several units (query_head with GQA), else off
+    const int asked = c.splits.tip_bulk >= 0 ? c.splits.tip_bulk
+                      : c.granularity == selection_granularity::query_head && c.q_heads > c.kv_heads
+                          ? 3
+                          : 0;
     const bool can =
         major >= 9 && rows_back_to_back && (vectors == 4 || vectors == 8 || vectors == 16);
     CHECK(dec.tip_bulk_tiles() == (can ? asked : 0));

@@ -572,10 +572,14 @@ class batch_decoder {
     } else {
       const int nv = score_width_ / vec;
       if (!tip_bulk_ok_ || (nv != 4 && nv != 8 && nv != 16)) return 0;
-      // Auto: off. Under query_head it measured up to 8 % faster (NOTES.md v12), but at
-      // 128K tokens x 32 sequences its selections failed the PyTorch peer's check (v13); a
-      // cross-proxy fence made them pass, and it stays opt-in until a full run confirms that.
-      return split_.tip_bulk >= 0 ? split_.tip_bulk : 0;
+      // Auto: 3 tiles where a row is scored for several units (query_head), up to 8 % faster
+      // there (NOTES.md v12); off under kv_head, where it measured slower. (Between v13 and
+      // v15 it was off: its selections at 128K tokens x 32 sequences failed the PyTorch peer's
+      // check until a cross-proxy fence before each refill fixed the race.)
+      if (split_.tip_bulk >= 0) return split_.tip_bulk;
+      return sel_.granularity() == selection_granularity::query_head && shape_.group_size() > 1
+                 ? 3
+                 : 0;
     }
   }
   // Blocks per cluster of the one-kernel TIP + top-k at this step (split_options::

@@ -20,10 +20,9 @@ struct split_options {
   int tip_stages = -1;
   // TIP's loads as bulk copies (sm_90's tensor memory accelerator) of 16 KB tiles of rows through
   // a ring of this many tiles in shared memory (2, 3 or 4), where a KV head's scored rows are
-  // one contiguous run (the FASA-C slab); replaces tip_stages' choice where it applies. 0 and
-  // -1: off (-1 was 3 tiles under query_head, up to 8 % faster there, NOTES.md v12, until its
-  // selections at 128K tokens x 32 sequences failed the PyTorch peer's check, v13; a cross-proxy
-  // fence, now in, made them pass, and it stays opt-in until a full run confirms that)
+  // one contiguous run (the FASA-C slab); replaces tip_stages' choice where it applies. 0: off;
+  // -1: 3 tiles where a row is scored for several units (query_head with GQA), up to 8 % faster
+  // there (NOTES.md v12), off under kv_head, where it measured slower
   int tip_bulk = -1;
   // Programmatic dependent launch (sm_90): each kernel of a step may be launched while the one
   // before it still runs (it waits for it before touching memory), hiding the launch latency
