@@ -437,6 +437,9 @@ class batch_decoder {
       a.unit_is_query_head = g == selection_granularity::query_head;
     }
     const int units = a.unit_is_query_head ? shape_.num_q_heads : shape_.num_kv_heads;
+    // One split per unit: the attention kernel writes the output itself, no merge.
+    const bool direct = max_splits_ == 1;
+    a.out = direct ? out : nullptr;
     const dim3 grid(static_cast<unsigned>(max_splits_), static_cast<unsigned>(units),
                     static_cast<unsigned>(batch_));
     with_attention_kernel(a.unit_is_query_head, [&](auto kernel, int threads, int smem) {
@@ -444,10 +447,12 @@ class batch_decoder {
                     stream, st_dev_, cache_ptr_, seq_stride_, a);
     });
     FASA_CUDA_CHECK_LAUNCH("attend_split");
-    launch_kernel(kernels::merge_splits,
-                  dim3(static_cast<unsigned>(shape_.num_q_heads), static_cast<unsigned>(batch_)),
-                  static_cast<unsigned>(d), 0, stream, a, out);
-    FASA_CUDA_CHECK_LAUNCH("merge_splits");
+    if (!direct) {
+      launch_kernel(kernels::merge_splits,
+                    dim3(static_cast<unsigned>(shape_.num_q_heads), static_cast<unsigned>(batch_)),
+                    static_cast<unsigned>(d), 0, stream, a, out);
+      FASA_CUDA_CHECK_LAUNCH("merge_splits");
+    }
     if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->done, stream));
   }
 

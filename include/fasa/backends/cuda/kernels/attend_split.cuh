@@ -40,6 +40,9 @@ struct attend_args {
   int max_splits;
   float* part_o;    // [batch, num_q_heads, max_splits, head_dim]
   float* part_lse;  // [batch, num_q_heads, max_splits], log2 domain
+  // With one split per unit (max_splits == 1): the final output [batch, num_q_heads, head_dim],
+  // written by the split itself instead of part_o / part_lse, and no merge_splits launch.
+  float* out = nullptr;
 };
 
 // Tokens a unit of sequence b attends to.
@@ -93,7 +96,8 @@ __device__ __forceinline__ void cp_async_pipeline(int tiles, Load&& load, Comput
 
 // Merges a block's `parts` partial states of each of its nq query heads (running max m and sum
 // l in the log2 domain, unnormalised o; m, l: [parts][qstride], o: [parts][qstride][D], in
-// shared memory) and writes the split's partial output and log-sum-exp. Every thread calls it.
+// shared memory) and writes the split's partial output and log-sum-exp, or the final output
+// where the split is the unit's only one (attend_args::out). Every thread calls it.
 template <int D>
 __device__ void write_split_output(const float* sm_m, const float* sm_l, const float* sm_o,
                                    int parts, int qstride, int nq, const attend_args& a, int b,
@@ -111,6 +115,10 @@ __device__ void write_split_output(const float* sm_m, const float* sm_l, const f
       num += w * sm_o[(r * qstride + h) * D + dim];
     }
     const std::int64_t head = static_cast<std::int64_t>(b) * a.shape.num_q_heads + q0 + h;
+    if (a.out != nullptr) {
+      a.out[head * D + dim] = num / den;
+      continue;
+    }
     a.part_o[(head * a.max_splits + split) * D + dim] = num / den;
     if (dim == 0) a.part_lse[head * a.max_splits + split] = top + log2f(den);
   }
