@@ -400,19 +400,7 @@ class batch_decoder {
               else
                 launch(kernels::tip_scores_lanes<Elem, St, D, UMAX, L, 0>, 0);
             };
-            switch (lpr) {
-              case 4:
-                lanes(std::integral_constant<int, 4>{});
-                break;
-              case 8:
-                lanes(std::integral_constant<int, 8>{});
-                break;
-              case 16:
-                lanes(std::integral_constant<int, 16>{});
-                break;
-              default:
-                launch(kernels::tip_scores<Elem, St, D, UMAX>, 0);
-            }
+            if (!with_lanes(lpr, lanes)) launch(kernels::tip_scores<Elem, St, D, UMAX>, 0);
           });
         });
         FASA_CUDA_CHECK_LAUNCH("tip_scores");
@@ -648,6 +636,24 @@ class batch_decoder {
     else
       f(std::integral_constant<int, 8>{});
   }
+  // Runs f(std::integral_constant<int, L>) for L = lanes when it is 4, 8 or 16 (TIP's lanes per
+  // row: rows of that many 16-byte vectors); false, f not run, for any other count.
+  template <class F>
+  static bool with_lanes(int lanes, F&& f) {
+    switch (lanes) {
+      case 4:
+        f(std::integral_constant<int, 4>{});
+        return true;
+      case 8:
+        f(std::integral_constant<int, 8>{});
+        return true;
+      case 16:
+        f(std::integral_constant<int, 16>{});
+        return true;
+      default:
+        return false;
+    }
+  }
   template <class F>
   void with_head_dim(F&& f) const {
     if (shape_.head_dim == 64)
@@ -679,12 +685,7 @@ class batch_decoder {
             (void)configured;
             f(kernel);
           };
-          if (nv == 4)
-            run(std::integral_constant<int, 4>{});
-          else if (nv == 8)
-            run(std::integral_constant<int, 8>{});
-          else
-            run(std::integral_constant<int, 16>{});
+          with_lanes(nv, run);
         });
       }
     });
