@@ -73,9 +73,7 @@ __device__ void tip_setup(const tip_args& a, int b, const tip_units& tu, float* 
   __syncthreads();
 }
 
-// Writes token t's score for unit u (+inf when forced) and counts it in the block's histogram
-// of the first BITS key bits ([units][2^BITS]).
-template <int BITS = topk_hist_bits>
+// Writes token t's score for unit u (+inf when forced) and counts it in the block's histogram.
 __device__ __forceinline__ void tip_emit(const tip_args& a, float* scores, unsigned* hist_s,
                                          bool histogram, std::int64_t n, std::int64_t t, int u,
                                          float score) {
@@ -83,7 +81,7 @@ __device__ __forceinline__ void tip_emit(const tip_args& a, float* scores, unsig
       ((a.forced.current && t == n - 1) || t < a.forced.sinks || t >= n - a.forced.recent))
     score = __int_as_float(0x7f800000);  // +inf
   scores[u * a.score_stride + t] = score;
-  if (histogram) atomicAdd(&hist_s[(u << BITS) + first_digit<BITS>(score)], 1u);
+  if (histogram) atomicAdd(&hist_s[u * topk_hist_bins + first_digit(score)], 1u);
 }
 
 // After the block's rows: adds its histogram to the units' global ones; the KV head's last
@@ -239,8 +237,8 @@ __host__ __device__ constexpr int tip_ring_bytes(int stages) {
 
 // One pass of tip_scores_lanes (and tip_scores_bulk): each thread's RPT 16-byte chunks `raw`,
 // chunk i of the row t0 + i * ROWS + threadIdx.x / LPR at lane threadIdx.x % LPR, dotted with
-// the units' query chunks `qc`, summed over the row's lanes and emitted (tip_emit<BITS>).
-template <class Elem, int UMAX, int LPR, int BITS = topk_hist_bits>
+// the units' query chunks `qc`, summed over the row's lanes and emitted.
+template <class Elem, int UMAX, int LPR>
 __device__ __forceinline__ void tip_lanes_pass(const tip_args& a, const tip_units& tu,
                                                float* scores, unsigned* hist_s, bool histogram,
                                                std::int64_t n, std::int64_t t0,
@@ -269,7 +267,7 @@ __device__ __forceinline__ void tip_lanes_pass(const tip_args& a, const tip_unit
 #pragma unroll
     for (int i = 0; i < RPT; ++i) {
       const std::int64_t t = t0 + i * ROWS + r_in;
-      if (c == 0 && t < n) tip_emit<BITS>(a, scores, hist_s, histogram, n, t, 0, acc[i][0]);
+      if (c == 0 && t < n) tip_emit(a, scores, hist_s, histogram, n, t, 0, acc[i][0]);
     }
   } else if (c < RPT) {  // several: lane c of the row writes pass row c's (selects, no spill)
     const std::int64_t t = t0 + c * ROWS + r_in;
@@ -283,7 +281,7 @@ __device__ __forceinline__ void tip_lanes_pass(const tip_args& a, const tip_unit
     if (t < n)
 #pragma unroll
       for (int u = 0; u < UMAX; ++u)
-        if (u < tu.nu) tip_emit<BITS>(a, scores, hist_s, histogram, n, t, u, mine[u]);
+        if (u < tu.nu) tip_emit(a, scores, hist_s, histogram, n, t, u, mine[u]);
   }
 }
 

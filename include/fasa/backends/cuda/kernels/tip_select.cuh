@@ -15,10 +15,7 @@
 //  1. Block r of the C in the cluster streams the contiguous run r of the KV head's rows
 //     (ceil(n / C) tokens, rounded up to a pass), scores them (tip_lanes_pass: the same math and
 //     emitted scores as tip_scores_lanes) and histograms the scores' first radix digit in its
-//     own shared memory, then adds its nonzero bins into block 0's. The first digit is the
-//     score key's top 12 bits where a KV head has one unit (its 4,096 bins fit shared memory;
-//     a 4x finer first cut than the split path's 10 bits leaves about a quarter of the
-//     candidates, so the refinement below usually ends a pass sooner), else 10 bits.
+//     own shared memory, then adds its nonzero bins into block 0's.
 //  2. Cluster barrier. Every block reads block 0's histograms and finds each unit's bin of the
 //     k-th best: the same bin in every block.
 //  3. Each block re-reads its own scores (just written, from L2): tokens of higher bins go to the
@@ -26,10 +23,9 @@
 //     block-wide scan and one atomic per list for every 2,048 tokens.
 //  4. While a unit has more candidates than it still needs, a pass over the candidates'
 //     next digit: adds into block 0's histogram of the pass, cluster barrier, the bin of the
-//     still needed, a partition as in 3. Digits: the score key's remaining bits in three
-//     passes, 8 bits at a time from the top (19-12, 11-4, 3-0 after a 12-bit first digit;
-//     21-14, 13-6, 5-0 after 10 bits), then the inverted index's 31-24 .. 7-0, so equal scores
-//     keep the lowest indices: the tie rule of the CPU top-k, as topk_finish.
+//     still needed, a partition as in 3. Digits: the score key's bits 21-14, 13-6, 5-0 (after
+//     the first digit's 31-22), then the inverted index's 31-24 .. 7-0, so equal scores keep the
+//     lowest indices: the tie rule of the CPU top-k, as topk_finish.
 //  5. Each unit's remaining candidates are in; a last cluster barrier keeps block 0's shared
 //     memory alive until the others are done with it.
 // Output as topk_finish: per row, keep(n) token indices in no particular order; 0 .. n-1 when
@@ -50,30 +46,15 @@ inline constexpr int select_bins = 256;     // bins of a refinement pass's digit
 inline constexpr int select_passes = 7;     // 3 over the score key's last 22 bits, 4 over ~index
 inline constexpr int select_max_units = 4;  // units per KV head this kernel serves (shared memory)
 
-// The first digit's bits: finer with one unit per KV head (4,096 bins in shared memory).
-template <int UMAX>
-inline constexpr int select_first_bits = UMAX == 1 ? 12 : topk_hist_bits;
-
-// Pass p's digit of a candidate (token t, score s) after a first digit of FB bits: passes 0-2
-// take the score key's remaining 32 - FB bits 8 at a time from the top (the last one what is
-// left), passes 3-6 the inverted index's bytes.
-template <int FB>
+// Pass p's digit of a candidate (token t, score s), and the pass's number of bins.
 __device__ __forceinline__ unsigned select_digit(int pass, float s, std::int32_t t) {
-  static_assert(FB >= 8 && FB <= 16, "three 8-bit passes must cover the key's remaining bits");
   if (pass < 3) {
-    constexpr int rest = 32 - FB;
-    const int shift = rest - 8 * (pass + 1) > 0 ? rest - 8 * (pass + 1) : 0;
-    const int width = rest - 8 * pass < 8 ? rest - 8 * pass : 8;
-    return (ordered_key(s) >> shift) & ((1u << width) - 1u);
+    const int shift = pass == 0 ? 14 : pass == 1 ? 6 : 0;
+    return (ordered_key(s) >> shift) & (pass == 2 ? 63u : 255u);
   }
   return (~static_cast<std::uint32_t>(t) >> (24 - 8 * (pass - 3))) & 255u;
 }
-// The number of bins of pass p's digit.
-template <int FB>
-__device__ __forceinline__ unsigned select_pass_bins(int pass) {
-  constexpr int last = 32 - FB - 16;  // bits of pass 2's digit
-  return pass == 2 ? 1u << last : 256u;
-}
+__device__ __forceinline__ unsigned select_pass_bins(int pass) { return pass == 2 ? 64u : 256u; }
 
 // The bin that holds the need-th best of `bins` counts in block 0's shared memory (`lead`, a
 // cluster_map'd pointer), copied first to tot_s. Every thread calls it.
@@ -143,13 +124,11 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
   constexpr int RPT = tip_lane_rows;
   constexpr int ROWS = T / LPR;
   constexpr int PASS = ROWS * RPT;  // rows per load pass of the block
-  constexpr int FB = select_first_bits<UMAX>;
-  constexpr int BINS = 1 << FB;  // of the first digit
   __shared__ float q_s[UMAX * D];
   // First digits: this block's; block 0's become the cluster's (the others add theirs in).
-  __shared__ unsigned hist_s[UMAX * BINS];
+  __shared__ unsigned hist_s[UMAX * topk_hist_bins];
   __shared__ unsigned pass_s[3][UMAX * select_bins];  // block 0's: the cluster's pass digits
-  __shared__ unsigned tot_s[BINS];                    // a copy of block 0's counts
+  __shared__ unsigned tot_s[topk_hist_bins];          // a copy of block 0's counts
   __shared__ unsigned s_cand[2][UMAX];                // this block's candidates per list
   __shared__ unsigned s_bin[UMAX], s_above[UMAX], s_in_bin[UMAX];
   __shared__ long long s_need[UMAX], s_count[UMAX];  // the cluster's, per unit
@@ -165,7 +144,7 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
   // 0. Counters and histograms zeroed, the queries made.
   if (rank == 0 && threadIdx.x < tu.nu)
     o.counts[(row0 + threadIdx.x) * topk_count_fields + topk_written] = 0u;
-  for (int i = threadIdx.x; i < UMAX * BINS; i += T) hist_s[i] = 0u;
+  for (int i = threadIdx.x; i < UMAX * topk_hist_bins; i += T) hist_s[i] = 0u;
   for (int i = threadIdx.x; i < UMAX * select_bins; i += T) pass_s[0][i] = 0u;
   if (threadIdx.x < UMAX) s_cand[0][threadIdx.x] = s_cand[1][threadIdx.x] = 0u;
   const float* qb = sq.q + static_cast<std::int64_t>(b) * a.shape.num_q_heads * D;
@@ -204,7 +183,7 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
       const std::int64_t t = t0 + i * ROWS + r_in;
       if (t < hi) raw[i] = load_raw(tip_lane_row(st, base, h, col, fw, t));
     }
-    tip_lanes_pass<Elem, UMAX, LPR, FB>(a, tu, scores, hist_s, select, n, t0, qc, raw);
+    tip_lanes_pass<Elem, UMAX, LPR>(a, tu, scores, hist_s, select, n, t0, qc, raw);
   }
   __syncthreads();  // the block's scores and histogram are complete
   if (!select) {    // the unit keeps every token
@@ -216,7 +195,7 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
   cluster_wait();
   if (rank != 0) {
     unsigned* lead = cluster_map(hist_s, 0u);
-    for (int i = threadIdx.x; i < tu.nu * BINS; i += T)
+    for (int i = threadIdx.x; i < tu.nu * topk_hist_bins; i += T)
       if (hist_s[i] != 0u) atomicAdd(lead + i, hist_s[i]);
   }
   __syncthreads();
@@ -225,7 +204,8 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
   cluster_sync();
   for (int u = 0; u < tu.nu; ++u) {
     unsigned bin = 0, above = 0, in_bin = 0;
-    lead_find_bin<T>(cluster_map(hist_s + u * BINS, 0u), BINS, k, tot_s, bin, above, in_bin);
+    lead_find_bin<T>(cluster_map(hist_s + u * topk_hist_bins, 0u), topk_hist_bins, k, tot_s, bin,
+                     above, in_bin);
     if (threadIdx.x == 0) {
       s_bin[u] = bin;
       s_need[u] = k - above;
@@ -255,7 +235,7 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
         const float4 v = i < hi ? *reinterpret_cast<const float4*>(s + i) : float4{};
         const float e4[4] = {v.x, v.y, v.z, v.w};
 #pragma unroll
-        for (int e = 0; e < 4; ++e) d[r * 4 + e] = i + e < hi ? first_digit<FB>(e4[e]) : 0u;
+        for (int e = 0; e < 4; ++e) d[r * 4 + e] = i + e < hi ? first_digit(e4[e]) : 0u;
       }
       unsigned above_n = 0, cand_n = 0;
 #pragma unroll
@@ -295,7 +275,7 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
       const float* s = scores + u * a.score_stride;
       for (unsigned e = threadIdx.x; e < s_cand[s_cur[u]][u]; e += T) {
         const std::int32_t t = list[e];
-        atomicAdd(lead + u * select_bins + select_digit<FB>(pass, s[t], t), 1u);
+        atomicAdd(lead + u * select_bins + select_digit(pass, s[t], t), 1u);
       }
     }
     __syncthreads();
@@ -303,8 +283,8 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
     for (int u = 0; u < tu.nu; ++u) {
       if (s_need[u] >= s_count[u]) continue;
       unsigned bin = 0, above = 0, in_bin = 0;
-      lead_find_bin<T>(lead + u * select_bins, select_pass_bins<FB>(pass), s_need[u], tot_s, bin,
-                       above, in_bin);
+      lead_find_bin<T>(lead + u * select_bins, select_pass_bins(pass), s_need[u], tot_s, bin, above,
+                       in_bin);
       if (threadIdx.x == 0) {
         s_bin[u] = bin;
         s_above[u] = above;
@@ -330,7 +310,7 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
         }
 #pragma unroll
         for (int j = 0; j < CPT; ++j) {
-          d[j] = t[j] >= 0 ? select_digit<FB>(pass, s[t[j]], t[j]) : 0u;
+          d[j] = t[j] >= 0 ? select_digit(pass, s[t[j]], t[j]) : 0u;
           above_n += t[j] >= 0 && d[j] > bin;
           cand_n += t[j] >= 0 && d[j] == bin;
         }

@@ -32,10 +32,8 @@ __device__ __forceinline__ std::uint32_t ordered_key(float s) {
   return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
-// The key's top BITS bits: the first pass's digit (tip_select_cluster takes a finer one).
-template <int BITS = topk_hist_bits>
 __device__ __forceinline__ unsigned first_digit(float s) {
-  return ordered_key(s) >> (32 - BITS);
+  return ordered_key(s) >> (32 - topk_hist_bits);
 }
 
 // Per-row fields of topk_args::counts, written by tip_scores' last block and used by the filter.
