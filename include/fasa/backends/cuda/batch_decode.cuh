@@ -570,9 +570,8 @@ class batch_decoder {
       // v15 it was off: its selections at 128K tokens x 32 sequences failed the PyTorch peer's
       // check until a cross-proxy fence before each refill fixed the race.)
       if (split_.tip_bulk >= 0) return split_.tip_bulk;
-      return sel_.granularity() == selection_granularity::query_head && shape_.group_size() > 1
-                 ? 3
-                 : 0;
+      return sel_.granularity() == selection_granularity::query_head && shape_.group_size() > 1 ? 3
+                                                                                                : 0;
     }
   }
   // Blocks per cluster of the one-kernel TIP + top-k at this step (split_options::
