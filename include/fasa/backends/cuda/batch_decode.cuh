@@ -18,7 +18,8 @@
 //      select_cluster asks for it and the GPU and the rows allow;
 //   4. attend_split_mma (units of several query heads: tensor cores) or attend_split (one query
 //      head per unit), then merge_splits: exact attention over the kept rows, gathered from the
-//      cache, split over the token range (FASA Eq. 8); dense runs step 4 alone over every token.
+//      cache, split over the token range (FASA Eq. 8; with one split per unit the attention
+//      kernel writes the output and no merge runs); dense runs step 4 alone over every token.
 // No memset: the histograms and counters are zeroed once and left at zero by their last user.
 // Every step is a kernel launch on the given stream with no host synchronisation, so a step can
 // be captured in a CUDA graph (see benchmarks/cuda/).
@@ -570,8 +571,9 @@ class batch_decoder {
       // v15 it was off: its selections at 128K tokens x 32 sequences failed the PyTorch peer's
       // check until a cross-proxy fence before each refill fixed the race.)
       if (split_.tip_bulk >= 0) return split_.tip_bulk;
-      return sel_.granularity() == selection_granularity::query_head && shape_.group_size() > 1 ? 3
-                                                                                                : 0;
+      const bool several_units =
+          sel_.granularity() == selection_granularity::query_head && shape_.group_size() > 1;
+      return several_units ? 3 : 0;
     }
   }
   // Blocks per cluster of the one-kernel TIP + top-k at this step (split_options::
