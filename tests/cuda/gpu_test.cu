@@ -176,26 +176,6 @@ void check_variant(const gpu_case& c, const Sel& sel, const St& st) {
   REQUIRE(max_len <= shape.capacity);
   fasa::cuda::batch_decoder<Elem, Sel, St> dec(shape, batch, sel, st);
   dec.set_split_options(c.splits);
-  if constexpr (Sel::kind != fasa::score_kind::none) {
-    // Where a case asks for bulk copies, they must be what runs wherever the rows allow them:
-    // TIP on 4, 8 or 16 lanes per row, a KV head's scored rows back to back.
-    const int vectors = dec.score_width() * static_cast<int>(sizeof(Elem)) / 16;
-    bool rows_back_to_back = true;
-    if constexpr (std::is_same_v<St, fasa::storage::split_dominant>)
-      rows_back_to_back = dec.score_width() == st.slab_width;
-    int device = 0, major = 0;
-    FASA_CUDA_CHECK(cudaGetDevice(&device));
-    FASA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-    // -1: 3 tiles where a row is scored for several units (query_head with GQA), else off
-    const int asked = c.splits.tip_bulk >= 0 ? c.splits.tip_bulk
-                      : c.granularity == selection_granularity::query_head && c.q_heads > c.kv_heads
-                          ? 3
-                          : 0;
-    const bool can =
-        major >= 9 && rows_back_to_back && (vectors == 4 || vectors == 8 || vectors == 16);
-    CHECK(dec.tip_bulk_tiles() == (can ? asked : 0));
-  }
-
   const std::size_t row = static_cast<std::size_t>(c.kv_heads) * c.head_dim;
   std::vector<std::vector<float>> keys, values;
   for (int b = 0; b < batch; ++b) {
@@ -206,25 +186,31 @@ void check_variant(const gpu_case& c, const Sel& sel, const St& st) {
   }
   dec.set_lengths(c.lengths);
   if constexpr (Sel::kind != fasa::score_kind::none) {
-    // (after set_lengths: the choice depends on the lengths)
-    int device = 0, major = 0;
+    // The TIP path a case asks for must be what runs wherever it can (checked after
+    // set_lengths: the cluster kernel's choice depends on the lengths).
+    int device = 0, major = 0, sms = 0;
     FASA_CUDA_CHECK(cudaGetDevice(&device));
     FASA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    FASA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
     const int vectors = dec.score_width() * static_cast<int>(sizeof(Elem)) / 16;
-    // Where a case asks for the one-kernel TIP + top-k, it must be what runs wherever it can:
-    // sm_90, 4, 8 or 16 vectors per scored row, at most 4 units per KV head.
+    const bool lanes = vectors == 4 || vectors == 8 || vectors == 16;
     const int per_kv =
         c.granularity == selection_granularity::query_head ? c.q_heads / c.kv_heads : 1;
-    const bool cluster_can =
-        major >= 9 && (vectors == 4 || vectors == 8 || vectors == 16) && per_kv <= 4;
+    // Bulk copies: sm_90, TIP on 4, 8 or 16 lanes per row, a KV head's scored rows back to back.
+    // -1: 3 tiles where a row is scored for several units (query_head with GQA), else off.
+    bool rows_back_to_back = true;
+    if constexpr (std::is_same_v<St, fasa::storage::split_dominant>)
+      rows_back_to_back = dec.score_width() == st.slab_width;
+    int asked = c.splits.tip_bulk;
+    if (asked < 0) asked = per_kv > 1 ? 3 : 0;
+    CHECK(dec.tip_bulk_tiles() == (major >= 9 && rows_back_to_back && lanes ? asked : 0));
+    // The one-kernel TIP + top-k: sm_90, 4, 8 or 16 vectors per scored row, at most 4 units per
+    // KV head. Auto (-1) runs it where a KV head has one unit and the context is at most 32K
+    // tokens or the (sequence, KV head) pairs are at least as many as the SMs.
+    const bool cluster_can = major >= 9 && lanes && per_kv <= 4;
     const int blocks = dec.select_cluster_blocks();
-    // Auto (-1) runs it where a KV head has one unit and the context is at most 32K tokens or
-    // the (sequence, KV head) pairs are at least as many as the SMs.
-    int sms = 0;
-    FASA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-    const int longest = *std::max_element(c.lengths.begin(), c.lengths.end());
     const bool auto_off =
-        per_kv > 1 || (longest > 32768 && c.kv_heads * static_cast<int>(c.lengths.size()) < sms);
+        per_kv > 1 || (max_len > 32768 && c.kv_heads * static_cast<int>(c.lengths.size()) < sms);
     if (!cluster_can || c.splits.select_cluster == 0 || (c.splits.select_cluster < 0 && auto_off))
       CHECK(blocks == 0);
     else if (c.splits.select_cluster > 0)
