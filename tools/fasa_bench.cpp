@@ -608,6 +608,12 @@ int main(int argc, char** argv) {
                  "kernels (TIP, filter, finish); -1: clusters sized to fill the GPU once")
       ->capture_default_str()
       ->check(CLI::IsMember({-1, 0, 2, 4, 8, 16}));
+  app.add_option("--split-select-lead-from", cuda_only.splits.select_lead_from,
+                 "--backend cuda: in the cluster kernel, the cluster size (2, 4, 8, 16) from "
+                 "which block 0 alone finds each radix pass's bin and sends it to the other "
+                 "blocks (one more barrier) instead of every block copying its counts; 0: never")
+      ->capture_default_str()
+      ->check(CLI::IsMember({0, 2, 4, 8, 16}));
   app.add_option("--bandwidth-mib", o.bandwidth_mib,
                  "Buffer size of the memory-bandwidth probe in MiB (0 skips it)")
       ->capture_default_str()

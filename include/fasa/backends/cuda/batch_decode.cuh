@@ -350,7 +350,7 @@ class batch_decoder {
                          dim3(cluster, static_cast<unsigned>(shape_.num_kv_heads),
                               static_cast<unsigned>(batch_)),
                          kernels::tip_threads, 0, stream, st_dev_, cache_ptr_, seq_stride_, t, so,
-                         sq);
+                         sq, static_cast<unsigned>(split_.select_lead_from));
         });
         FASA_CUDA_CHECK_LAUNCH("tip_select_cluster");
         if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->scored, stream));
@@ -551,6 +551,11 @@ class batch_decoder {
                "batch_decoder::set_split_options: select_cluster must be -1 (auto), 0 (off) or "
                "2, 4, 8 or 16 blocks per cluster, got ",
                o.select_cluster);
+    FASA_CHECK(o.select_lead_from == 0 || o.select_lead_from == 2 || o.select_lead_from == 4 ||
+                   o.select_lead_from == 8 || o.select_lead_from == 16,
+               "batch_decoder::set_split_options: select_lead_from must be 0 (never) or a "
+               "cluster size of 2, 4, 8 or 16 blocks, got ",
+               o.select_lead_from);
     if (o.tip_stages != split_.tip_stages || o.tip_bulk != split_.tip_bulk)
       tip_per_sm_ = 0;  // another TIP kernel: ask again
     split_ = o;

@@ -37,6 +37,13 @@ struct split_options {
   // most 32K tokens or the batch has as many (sequence, KV head) pairs as SMs, with clusters of
   // at most half the blocks that fill the GPU once (2 to 16), as measured (NOTES.md v13)
   int select_cluster = -1;
+  // In that kernel, the cluster size from which block 0 alone finds each radix pass's bin of the
+  // k-th best and writes it into the other blocks (one more cluster barrier a pass) instead of
+  // every block copying block 0's counts over distributed shared memory and searching them
+  // itself: 2, 4, 8 or 16; 0: never. As the only way (NOTES.md v18) it measured 1.00-1.05x with
+  // 16-block clusters (batch 1) and 0.97-0.99x with 2 and 4; off until this choice by size is
+  // measured too
+  int select_lead_from = 0;
 };
 
 }  // namespace fasa::cuda

@@ -17,15 +17,17 @@
 //     emitted scores as tip_scores_lanes) and histograms the scores' first radix digit in its
 //     own shared memory, then adds its nonzero bins into block 0's.
 //  2. Cluster barrier. Every block reads block 0's histograms and finds each unit's bin of the
-//     k-th best: the same bin in every block.
+//     k-th best: the same bin in every block. Or, in clusters of at least `lead_from` blocks,
+//     block 0 alone finds each bin and writes it into every block, and a second barrier
+//     publishes it (cluster_find_bins).
 //  3. Each block re-reads its own scores (just written, from L2): tokens of higher bins go to the
 //     output, tokens of the bin to the block's candidate list; places in both handed out by one
 //     block-wide scan and one atomic per list for every 2,048 tokens.
 //  4. While a unit has more candidates than it still needs, a pass over the candidates'
 //     next digit: adds into block 0's histogram of the pass, cluster barrier, the bin of the
-//     still needed, a partition as in 3. Digits: the score key's bits 21-14, 13-6, 5-0 (after
-//     the first digit's 31-22), then the inverted index's 31-24 .. 7-0, so equal scores keep the
-//     lowest indices: the tie rule of the CPU top-k, as topk_finish.
+//     still needed (found as in 2), a partition as in 3. Digits: the score key's bits 21-14, 13-6,
+//     5-0 (after the first digit's 31-22), then the inverted index's 31-24 .. 7-0, so equal scores
+//     keep the lowest indices: the tie rule of the CPU top-k, as topk_finish.
 //  5. Each unit's remaining candidates are in; a last cluster barrier keeps block 0's shared
 //     memory alive until the others are done with it.
 // Output as topk_finish: per row, keep(n) token indices in no particular order; 0 .. n-1 when
@@ -68,6 +70,35 @@ __device__ void lead_find_bin(const unsigned* lead, unsigned bins, std::int64_t 
       bins, [&](unsigned i) { return tot_s[i]; }, need, bin, above);
   in_bin = tot_s[bin];
   __syncthreads();  // tot_s is refilled by the next call
+}
+
+// The other way to the same bins, after a cluster barrier that completed the cluster's counts in
+// block 0's shared memory (`counts`, block 0's own pointer: unit u's `bins` bins at u * stride):
+// block 0 alone finds, for each unit u < nu with active(u), the bin that holds the need(u)-th
+// best and writes it, the count above it and the count in it into bin[u], above[u], in_bin[u]
+// of every block of the cluster; a second cluster barrier publishes them. It spares the C-fold
+// copy of block 0's counts over distributed shared memory (all from one SM) at the cost of one
+// more barrier: 1.00-1.05x with 16-block clusters, 0.97-0.99x with 2 and 4 when it was the only
+// way (NOTES.md v18). Every thread of every block calls it.
+template <int T, class Active, class Need>
+__device__ void cluster_find_bins(unsigned rank, unsigned blocks, const unsigned* counts,
+                                  int stride, unsigned bins, int nu, Active active, Need need,
+                                  unsigned* bin, unsigned* above, unsigned* in_bin) {
+  if (rank == 0) {
+    for (int u = 0; u < nu; ++u) {
+      if (!active(u)) continue;  // the same in every thread
+      const unsigned* c = counts + u * stride;
+      unsigned b = 0, a = 0;
+      find_bin<T>(
+          bins, [&](unsigned i) { return c[i]; }, need(u), b, a);
+      if (threadIdx.x < blocks) {  // thread r tells block r
+        cluster_map(bin, threadIdx.x)[u] = b;
+        cluster_map(above, threadIdx.x)[u] = a;
+        cluster_map(in_bin, threadIdx.x)[u] = c[b];
+      }
+    }
+  }
+  cluster_sync();
 }
 
 // Places for a block's items in two lists, one atomic per list per call: each thread has
@@ -114,9 +145,11 @@ struct select_queries {
 // grid: (C, kv_heads, batch) with clusters of (C, 1, 1); block as tip_scores. UMAX >= units per
 // KV head, at most select_max_units. Registers capped so four blocks fit an SM with one unit
 // per KV head (as tip_scores_lanes) and two with more: the streaming wants the occupancy.
+// lead_from: the cluster size from which block 0 alone finds the bins (2 and 4); 0: never.
 template <class Elem, class St, int D, int UMAX, int LPR>
 __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_cluster(
-    St st, const Elem* cache, std::int64_t seq_elems, tip_args a, select_out o, select_queries sq) {
+    St st, const Elem* cache, std::int64_t seq_elems, tip_args a, select_out o, select_queries sq,
+    unsigned lead_from) {
   static_assert(UMAX <= select_max_units, "tip_select_cluster: too many units per KV head");
   grid_dependency_sync();  // programmatic dependent launch (common.cuh)
   constexpr int T = tip_threads;
@@ -134,6 +167,7 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
   __shared__ long long s_need[UMAX], s_count[UMAX];  // the cluster's, per unit
   __shared__ int s_cur[UMAX];                        // the list holding a unit's candidates
   const auto [rank, blocks] = cluster_position();
+  const bool lead_alone = lead_from > 0 && blocks >= lead_from;  // cluster_find_bins
   const int b = blockIdx.z, h = blockIdx.y;
   const tip_units tu = tip_units_of(a, h);
   const std::int64_t n = a.lengths[b];
@@ -202,15 +236,27 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
 
   // 2. The bin of the k-th best per unit, from the cluster's histograms.
   cluster_sync();
-  for (int u = 0; u < tu.nu; ++u) {
-    unsigned bin = 0, above = 0, in_bin = 0;
-    lead_find_bin<T>(cluster_map(hist_s + u * topk_hist_bins, 0u), topk_hist_bins, k, tot_s, bin,
-                     above, in_bin);
-    if (threadIdx.x == 0) {
-      s_bin[u] = bin;
-      s_need[u] = k - above;
-      s_count[u] = in_bin;
+  if (lead_alone) {
+    cluster_find_bins<T>(
+        rank, blocks, hist_s, topk_hist_bins, topk_hist_bins, tu.nu, [](int) { return true; },
+        [&](int) { return k; }, s_bin, s_above, s_in_bin);
+    if (threadIdx.x < tu.nu) {
+      const int u = static_cast<int>(threadIdx.x);
+      s_need[u] = k - s_above[u];
+      s_count[u] = s_in_bin[u];
       s_cur[u] = 0;
+    }
+  } else {
+    for (int u = 0; u < tu.nu; ++u) {
+      unsigned bin = 0, above = 0, in_bin = 0;
+      lead_find_bin<T>(cluster_map(hist_s + u * topk_hist_bins, 0u), topk_hist_bins, k, tot_s, bin,
+                       above, in_bin);
+      if (threadIdx.x == 0) {
+        s_bin[u] = bin;
+        s_need[u] = k - above;
+        s_count[u] = in_bin;
+        s_cur[u] = 0;
+      }
     }
   }
   __syncthreads();
@@ -258,8 +304,8 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
 
   // 4. Narrow the units whose bin holds more candidates than they still need. Pass p counts
   // into block 0's pass_s[p % 3], which block 0 zeroed during pass p - 1, before that pass's
-  // barrier; the others last read that buffer during pass p - 3, before the barrier of pass
-  // p - 2, which block 0 had passed by then.
+  // barrier(s); the others last read that buffer (unless block 0 alone does: lead_alone) during
+  // pass p - 3, before the first barrier of pass p - 2, which block 0 had passed by then.
   constexpr int CPT = 4;  // candidates per thread per round
 #pragma unroll 1
   for (int pass = 0; pass < select_passes; ++pass) {
@@ -280,16 +326,25 @@ __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_clu
     }
     __syncthreads();
     cluster_sync();
-    for (int u = 0; u < tu.nu; ++u) {
-      if (s_need[u] >= s_count[u]) continue;
-      unsigned bin = 0, above = 0, in_bin = 0;
-      lead_find_bin<T>(lead + u * select_bins, select_pass_bins(pass), s_need[u], tot_s, bin, above,
-                       in_bin);
-      if (threadIdx.x == 0) {
-        s_bin[u] = bin;
-        s_above[u] = above;
-        s_in_bin[u] = in_bin;
-        s_cand[1 - s_cur[u]][u] = 0u;
+    if (lead_alone) {
+      cluster_find_bins<T>(
+          rank, blocks, pass_s[pass % 3], select_bins, select_pass_bins(pass), tu.nu,
+          [&](int u) { return s_need[u] < s_count[u]; }, [&](int u) { return s_need[u]; }, s_bin,
+          s_above, s_in_bin);
+      if (threadIdx.x < tu.nu && s_need[threadIdx.x] < s_count[threadIdx.x])
+        s_cand[1 - s_cur[threadIdx.x]][threadIdx.x] = 0u;
+    } else {
+      for (int u = 0; u < tu.nu; ++u) {
+        if (s_need[u] >= s_count[u]) continue;
+        unsigned bin = 0, above = 0, in_bin = 0;
+        lead_find_bin<T>(lead + u * select_bins, select_pass_bins(pass), s_need[u], tot_s, bin,
+                         above, in_bin);
+        if (threadIdx.x == 0) {
+          s_bin[u] = bin;
+          s_above[u] = above;
+          s_in_bin[u] = in_bin;
+          s_cand[1 - s_cur[u]][u] = 0u;
+        }
       }
     }
     __syncthreads();
