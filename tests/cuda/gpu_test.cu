@@ -61,8 +61,9 @@ std::string describe(const gpu_case& c) {
   std::ostringstream os;
   os << "splits=" << c.splits.waves << "/" << c.splits.gather_waves << "/" << c.splits.min_chunk
      << "/" << c.splits.max_splits << "/" << c.splits.tip_waves << "/" << c.splits.tip_stages << "/"
-     << c.splits.tip_bulk << "/" << c.splits.pdl << "/" << c.splits.select_cluster
-     << " d=" << c.head_dim << " heads=" << c.q_heads << "/" << c.kv_heads << " lengths=";
+     << c.splits.tip_bulk << "/" << c.splits.pdl << "/" << c.splits.select_cluster << "/"
+     << c.splits.select_lead_from << " d=" << c.head_dim << " heads=" << c.q_heads << "/"
+     << c.kv_heads << " lengths=";
   for (int n : c.lengths) os << n << ',';
   os << " budget="
      << (c.budget.is_fraction() ? c.budget.fraction_value() : static_cast<double>(c.budget.count()))
@@ -217,6 +218,20 @@ void check_variant(const gpu_case& c, const Sel& sel, const St& st) {
       CHECK(blocks == c.splits.select_cluster);
     else
       CHECK((blocks == 2 || blocks == 4 || blocks == 8 || blocks == 16));
+  }
+  {
+    // The attention split (plan_splits): the longest unit's tokens in at most max_splits splits
+    // of `chunk` tokens (a multiple of 64, at least min_chunk), none of them empty. A unit of 64
+    // tokens or fewer is one split, whose block writes the output itself (no merge kernel).
+    std::int64_t count = max_len;
+    if constexpr (Sel::kind != fasa::score_kind::none) count = sel.keep(max_len);
+    const int splits = dec.max_splits(), chunk = dec.chunk();
+    CHECK(chunk % 64 == 0);
+    CHECK(chunk >= c.splits.min_chunk);
+    CHECK((splits >= 1 && splits <= c.splits.max_splits));
+    CHECK(std::int64_t{splits} * chunk >= count);
+    CHECK(std::int64_t{splits - 1} * chunk < count);
+    if (count <= 64) CHECK(splits == 1);
   }
   const std::size_t qrow = static_cast<std::size_t>(c.q_heads) * c.head_dim;
   const std::vector<float> q = fasa::test::random_vector(batch * qrow, c.seed * 31u + 5u);
@@ -448,14 +463,25 @@ TEST_CASE("cuda: variants against the CPU reference, GQA 4, head_dim 128, bf16")
       }
     }
   // Every cluster size, with blocks whose run of rows is empty (16 blocks of 256 rows over
-  // 1,031 tokens) and a budget that leaves large candidate lists.
+  // 1,031 tokens) and a budget that leaves large candidate lists; the bins of the k-th best
+  // found by every block from block 0's counts and by block 0 alone (select_lead_from).
   for (int cluster : {2, 4, 8, 16})
-    for (auto g : {selection_granularity::query_head, selection_granularity::kv_head}) {
-      c.granularity = g;
-      c.splits.select_cluster = cluster;
-      c.budget = token_budget::tokens(cluster == 16 ? 700 : 64);
-      check_all_variants<__nv_bfloat16>(c);
-    }
+    for (int lead_from : {0, cluster})
+      for (auto g : {selection_granularity::query_head, selection_granularity::kv_head}) {
+        c.granularity = g;
+        c.splits.select_cluster = cluster;
+        c.splits.select_lead_from = lead_from;
+        c.budget = token_budget::tokens(cluster == 16 ? 700 : 64);
+        check_all_variants<__nv_bfloat16>(c);
+      }
+  c.splits.select_lead_from = 0;
+  // One split per unit for every budget: the attention kernel walks a unit's whole selection
+  // (or, dense, its whole context) and writes the output itself, with no merge.
+  c.splits.max_splits = 1;
+  for (auto budget : {token_budget::tokens(700), token_budget::fraction(0.5)}) {
+    c.budget = budget;
+    check_all_variants<__nv_bfloat16>(c);
+  }
   // The three-kernel path's options from here on (select_cluster 0).
   // Many short splits: every unit's merge by its last split block; as many TIP blocks as rows
   // allow, each one pass.
@@ -547,6 +573,12 @@ TEST_CASE("cuda: exact ties keep the lowest indices, forced tokens come first") 
     c.splits.select_cluster = cluster;
     check_all_variants<__nv_bfloat16>(c);
   }
+  c.splits.select_lead_from = 2;  // each pass's bin found by block 0 alone
+  for (int cluster : {2, 16}) {
+    c.splits.select_cluster = cluster;
+    check_all_variants<__nv_bfloat16>(c);
+  }
+  c.splits.select_lead_from = 0;
   c.splits.select_cluster = 0;
   c.splits.tip_bulk = 3;
   check_all_variants<__nv_bfloat16>(c);
@@ -580,8 +612,12 @@ TEST_CASE("cuda: top-k over 128K+ tokens (Llama-3.1-8B group shape)") {
     }
     for (int cluster : {-1, 2, 16}) {
       c.splits.select_cluster = cluster;
-      check_variant<__nv_bfloat16>(c, plan.tip(c.budget), plan.storage());
+      for (int lead_from : {0, 2}) {
+        c.splits.select_lead_from = lead_from;
+        check_variant<__nv_bfloat16>(c, plan.tip(c.budget), plan.storage());
+      }
     }
+    c.splits.select_lead_from = 0;
   }
 }
 
