@@ -650,6 +650,9 @@ TEST_CASE("cuda: bad input is refused with a message") {
   CHECK_THROWS_WITH_AS(
       dec.set_split_options(fasa::cuda::split_options{4.0, 2.0, 64, 32, 1.0, -1, -1, -1, 3}),
       doctest::Contains("select_cluster must be -1"), fasa::error);
+  CHECK_THROWS_WITH_AS(
+      dec.set_split_options(fasa::cuda::split_options{4.0, 2.0, 64, 32, 1.0, -1, -1, -1, -1, 3}),
+      doctest::Contains("select_lead_from must be 0"), fasa::error);
   CHECK_THROWS_WITH_AS(dec.decode(nullptr, nullptr), doctest::Contains("set_lengths first"),
                        fasa::error);
   const auto pe = fasa::positional::rope::interleaved(64, 10000.0);
