@@ -12,6 +12,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -490,6 +491,20 @@ int run_cuda(const options& o, const fasa::tools::cuda_options_cli& c, bool budg
 #endif
 }
 
+// A CLI check of each value of a list flag: a whole number of at least 1. `rule` is the message
+// for a smaller one (", got N" follows); `name` the placeholder in --help.
+CLI::Validator whole_at_least_one(const std::string& rule, const std::string& name) {
+  return CLI::Validator(
+      [rule](std::string& v) {
+        long long n = 0;
+        const char* end = v.data() + v.size();
+        const auto [at, ec] = std::from_chars(v.data(), end, n);
+        if (ec != std::errc() || at != end) return "'" + v + "' is not a whole number";
+        return n >= 1 ? std::string() : rule + ", got " + v;
+      },
+      name);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -510,12 +525,7 @@ int main(int argc, char** argv) {
                  "Context lengths in tokens (the cache size at the first timed step)")
       ->capture_default_str()
       ->delimiter(',')
-      ->check(CLI::Validator(
-          [](std::string& v) {
-            return std::stoll(v) >= 1 ? std::string()
-                                      : "a context holds at least 1 token, got " + v;
-          },
-          "TOKENS>=1"));
+      ->check(whole_at_least_one("a context holds at least 1 token", "TOKENS>=1"));
   app.add_option("--budgets", o.budgets,
                  "FASA-C token budgets N_fac: an integer is a token count, a value in (0,1) a "
                  "fraction of the context")
@@ -554,7 +564,8 @@ int main(int argc, char** argv) {
   app.add_option("--batches", cuda_only.batches,
                  "--backend cuda: batch sizes (sequences decoded together)")
       ->capture_default_str()
-      ->delimiter(',');
+      ->delimiter(',')
+      ->check(whole_at_least_one("a batch holds at least 1 sequence", "SEQUENCES>=1"));
   app.add_option("--dtype", cuda_only.dtype, "--backend cuda: cache element type, bf16 or fp16")
       ->capture_default_str();
   app.add_option("--dump-dir", cuda_only.dump_dir,
@@ -562,7 +573,8 @@ int main(int argc, char** argv) {
                  "benchmarks/cuda/peers.py (PyTorch peers on the same tensors)");
   app.add_option("--max-gib", cuda_only.max_gib,
                  "--backend cuda: skip cases whose caches need more device memory than this")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(1e-3, 1e6));
   app.add_option("--split-waves", cuda_only.splits.waves,
                  "--backend cuda: attention blocks launched, in multiples of the blocks the GPU "
                  "holds at once (flash-decoding split count)")
@@ -621,6 +633,14 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (o.backend == "cuda") return run_cuda(o, cuda_only, app.count("--budgets") > 0);
+  // The CUDA sweep's own flags (their help begins with "--backend cuda:") are refused with
+  // another backend instead of being ignored.
+  for (const CLI::Option* opt : app.get_options())
+    if (opt->count() > 0 && opt->get_description().rfind("--backend cuda:", 0) == 0) {
+      std::cerr << "fasa-bench: " << opt->get_name()
+                << " applies to --backend cuda only (this run: " << o.backend << ")\n";
+      return 2;
+    }
   const backend_entry* backend = find_backend(o.backend);
   if (!backend) {
     std::cerr << "fasa-bench: unknown backend '" << o.backend << "'; known: " << known_backends()

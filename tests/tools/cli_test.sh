@@ -2,7 +2,7 @@
 # SPDX-FileCopyrightText: 2026 The fasa authors
 # SPDX-License-Identifier: Apache-2.0
 #
-# The model tools' command lines: every tool and subcommand answers --help, and bad flags or
+# The tools' command lines: every tool and subcommand answers --help, and bad flags or
 # files give a non-zero exit with a message naming the problem (never a crash or a silent run).
 # Usage: cli_test.sh TOOLS_DIR. Cases that load a model need $FASA_MODEL (or the default model);
 # without it they are skipped, unless FASA_REQUIRE_MODEL_TESTS=1.
@@ -40,6 +40,22 @@ expect_error "does not exist" "$tools/fasa-eval" ppl --model "$tmp/missing.gguf"
 printf 'GGUF\003\000\000\000garbage' >"$tmp/bad.gguf"
 expect_error "bad.gguf" "$tools/fasa-eval" ppl --model "$tmp/bad.gguf"
 expect_error "does not exist" "$tools/fasa-calibrate" --model "$tmp/missing.gguf"
+
+# fasa-bench (no model): bad sizes, and the CUDA sweep's own flags given to a CPU backend.
+if [ -x "$tools/fasa-bench" ]; then
+  expect_ok "$tools/fasa-bench" --help
+  expect_error "at least 1 token, got 0" "$tools/fasa-bench" --budgets 0 --bandwidth-mib 0
+  expect_error "N_tip (0) must be between 1" "$tools/fasa-bench" --n-tip 0 --bandwidth-mib 0
+  expect_error "multiple of num_kv_heads" "$tools/fasa-bench" --heads 3 --kv-heads 2
+  expect_error "at least 1 token" "$tools/fasa-bench" --contexts 0
+  expect_error "'4k' is not a whole number" "$tools/fasa-bench" --contexts 1024,4k
+  expect_error "--batches applies to --backend cuda only" "$tools/fasa-bench" --batches 8
+  expect_error "--split-select-cluster applies to --backend cuda only" "$tools/fasa-bench" \
+    --split-select-cluster 0
+  expect_error "--batches" "$tools/fasa-bench" --backend cuda --batches 0
+  expect_error "--split-select-lead-from" "$tools/fasa-bench" --backend cuda \
+    --split-select-lead-from 3
+fi
 
 model="${FASA_MODEL:-$HOME/.cache/fasa/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
 if [ -f "$model" ]; then
