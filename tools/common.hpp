@@ -11,6 +11,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -312,6 +313,21 @@ inline int calibration_window(const calib::calibration& cal, std::int64_t budget
   for (int kv : cal.k_values)
     if (kv <= budget) k = kv;
   return k;
+}
+
+// The CLI check of every tool's --n-tip (each value of a list): 0 for head_dim/8, else a count
+// of FCs; whether it fits the model's head_dim/2 is checked once the model is loaded.
+inline CLI::Validator n_tip_check() {
+  return CLI::Validator(
+      [](std::string& v) {
+        int n = 0;
+        const char* end = v.data() + v.size();
+        const auto [at, ec] = std::from_chars(v.data(), end, n);
+        if (ec != std::errc() || at != end) return "'" + v + "' is not a whole number";
+        return n >= 0 ? std::string()
+                      : "N_tip must be 0 (head_dim/8) or a number of FCs >= 1, got " + v;
+      },
+      "N_TIP>=0");
 }
 
 // The dominant FC sets a fasa variant runs with: N_tip (0: head_dim/8) FCs per unit, chosen at

@@ -197,7 +197,8 @@ int main(int argc, char** argv) {
   app.add_option("--n-tip", n_tip,
                  "dominant FCs chosen per unit, in [1, head_dim/2]; 0: head_dim/8 (the paper's 16 "
                  "of 64 FCs at head_dim 128)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(n_tip_check());
   app.add_option("--select-k", select_k,
                  "the window K whose mean CA chooses the dominant FCs written to the file and "
                  "compared by --compare; the nearest measured K when not measured")

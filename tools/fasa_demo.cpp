@@ -72,7 +72,8 @@ int main(int argc, char** argv) {
   app.add_option("--budget", fasa.budget, "FASA's N_fac: tokens kept per step (or a fraction < 1)")
       ->capture_default_str();
   app.add_option("--n-tip", fasa.n_tip, "dominant FCs per head (0: head_dim/8)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(n_tip_check());
   app.add_option("--granularity", granularity, "selection per query_head (the paper) or kv_head")
       ->capture_default_str();
   app.add_option("--calibration", cal_opts.file,

@@ -40,7 +40,8 @@ int main(int argc, char** argv) {
   app.add_option("--budget", o.budget, "tokens kept per step (N_fac), or a fraction < 1")
       ->capture_default_str();
   app.add_option("--n-tip", o.n_tip, "dominant FCs per head (0: head_dim/8)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(n_tip_check());
   app.add_option("--granularity", granularity, "selection per query_head (the paper) or kv_head")
       ->capture_default_str();
   app.add_option("--dense-layers", o.dense_layers, "layers kept dense (the paper: 0)")
@@ -65,6 +66,7 @@ int main(int argc, char** argv) {
     cal_opts.granularity = o.granularity;
     cal_opts.mapping = parse_mapping(mapping);
     parse_budget(o.budget);
+    FASA_CHECK(app.count("--prompt") == 0 || !prompt.empty(), "--prompt is empty");
     FASA_CHECK(prompt.empty() != prompt_file.empty(),
                "give exactly one of --prompt and --prompt-file");
     if (!prompt_file.empty()) prompt = read_text_file(prompt_file, "prompt file");

@@ -60,7 +60,8 @@ int main(int argc, char** argv) {
   app.add_option("--contexts", contexts, "prompt lengths in tokens")->capture_default_str();
   app.add_option("--decode", decode_tokens, "decode steps timed per case")->capture_default_str();
   app.add_option("--budget", fasa.budget, "FASA's N_fac")->capture_default_str();
-  app.add_option("--n-tip", fasa.n_tip, "dominant FCs per head (0: head_dim/8)");
+  app.add_option("--n-tip", fasa.n_tip, "dominant FCs per head (0: head_dim/8)")
+      ->check(n_tip_check());
   app.add_option("--calibration", cal_opts.file, "a calibration file (default: cached/measured)");
   app.add_option("--calibration-text", cal_opts.text, "text to calibrate on")
       ->capture_default_str();

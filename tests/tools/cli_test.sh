@@ -40,6 +40,11 @@ expect_error "does not exist" "$tools/fasa-eval" ppl --model "$tmp/missing.gguf"
 printf 'GGUF\003\000\000\000garbage' >"$tmp/bad.gguf"
 expect_error "bad.gguf" "$tools/fasa-eval" ppl --model "$tmp/bad.gguf"
 expect_error "does not exist" "$tools/fasa-calibrate" --model "$tmp/missing.gguf"
+expect_error "N_tip must be 0 (head_dim/8) or a number of FCs >= 1, got -1" "$tools/fasa-generate" \
+  --prompt hi --n-tip -1
+expect_error "'x' is not a whole number" "$tools/fasa-eval" ppl --n-tip 8,x
+expect_error "N_tip must be 0" "$tools/fasa-calibrate" --n-tip -2
+expect_error "--prompt is empty" "$tools/fasa-generate" --prompt ""
 
 # fasa-bench (no model): bad sizes, and the CUDA sweep's own flags given to a CPU backend.
 if [ -x "$tools/fasa-bench" ]; then

@@ -420,7 +420,8 @@ struct common_flags {
                     "dominant FCs per head for fasa, comma-separated (0: head_dim/8, the paper's "
                     "16 of 64 at d = 128)")
         ->delimiter(',')
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(n_tip_check());
     app->add_option("--granularity", modes,
                     "GQA selection mode(s): query_head (each query head picks its own tokens, as "
                     "the paper's code) or kv_head (one set per KV head, group queries summed)")
