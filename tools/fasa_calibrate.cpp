@@ -202,7 +202,8 @@ int main(int argc, char** argv) {
   app.add_option("--select-k", select_k,
                  "the window K whose mean CA chooses the dominant FCs written to the file and "
                  "compared by --compare; the nearest measured K when not measured")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 30));
   app.add_option("--out", out_path,
                  "calibration file (JSON) to write; with --granularity both, the granularity goes "
                  "before the extension (calibration.query_head.json, calibration.kv_head.json)")

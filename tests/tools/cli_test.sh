@@ -44,6 +44,7 @@ expect_error "N_tip must be 0 (head_dim/8) or a number of FCs >= 1, got -1" "$to
   --prompt hi --n-tip -1
 expect_error "'x' is not a whole number" "$tools/fasa-eval" ppl --n-tip 8,x
 expect_error "N_tip must be 0" "$tools/fasa-calibrate" --n-tip -2
+expect_error "--select-k: Value 0 not in range" "$tools/fasa-calibrate" --select-k 0
 expect_error "--prompt is empty" "$tools/fasa-generate" --prompt ""
 
 # fasa-bench (no model): bad sizes, and the CUDA sweep's own flags given to a CPU backend.
