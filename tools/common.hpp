@@ -11,7 +11,6 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -24,6 +23,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cli_checks.hpp"
 #include "fasa/backends/cpu/eigen.hpp"
 #include "fasa/backends/cpu/reference.hpp"
 #include "fasa/calib/calibration_file.hpp"
@@ -318,16 +318,7 @@ inline int calibration_window(const calib::calibration& cal, std::int64_t budget
 // The CLI check of every tool's --n-tip (each value of a list): 0 for head_dim/8, else a count
 // of FCs; whether it fits the model's head_dim/2 is checked once the model is loaded.
 inline CLI::Validator n_tip_check() {
-  return CLI::Validator(
-      [](std::string& v) {
-        int n = 0;
-        const char* end = v.data() + v.size();
-        const auto [at, ec] = std::from_chars(v.data(), end, n);
-        if (ec != std::errc() || at != end) return "'" + v + "' is not a whole number";
-        return n >= 0 ? std::string()
-                      : "N_tip must be 0 (head_dim/8) or a number of FCs >= 1, got " + v;
-      },
-      "N_TIP>=0");
+  return whole_at_least(0, "N_tip must be 0 (head_dim/8) or a number of FCs >= 1", "N_TIP>=0");
 }
 
 // The dominant FC sets a fasa variant runs with: N_tip (0: head_dim/8) FCs per unit, chosen at

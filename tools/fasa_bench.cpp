@@ -12,7 +12,6 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -32,6 +31,7 @@
 #include <omp.h>
 #endif
 
+#include "cli_checks.hpp"
 #include "fasa/backends/cpu/eigen.hpp"
 #include "fasa/backends/cuda/split_options.hpp"
 #include "fasa/fasa.hpp"
@@ -491,20 +491,6 @@ int run_cuda(const options& o, const fasa::tools::cuda_options_cli& c, bool budg
 #endif
 }
 
-// A CLI check of each value of a list flag: a whole number of at least 1. `rule` is the message
-// for a smaller one (", got N" follows); `name` the placeholder in --help.
-CLI::Validator whole_at_least_one(const std::string& rule, const std::string& name) {
-  return CLI::Validator(
-      [rule](std::string& v) {
-        long long n = 0;
-        const char* end = v.data() + v.size();
-        const auto [at, ec] = std::from_chars(v.data(), end, n);
-        if (ec != std::errc() || at != end) return "'" + v + "' is not a whole number";
-        return n >= 1 ? std::string() : rule + ", got " + v;
-      },
-      name);
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -525,7 +511,7 @@ int main(int argc, char** argv) {
                  "Context lengths in tokens (the cache size at the first timed step)")
       ->capture_default_str()
       ->delimiter(',')
-      ->check(whole_at_least_one("a context holds at least 1 token", "TOKENS>=1"));
+      ->check(fasa::tools::whole_at_least(1, "a context holds at least 1 token", "TOKENS>=1"));
   app.add_option("--budgets", o.budgets,
                  "FASA-C token budgets N_fac: an integer is a token count, a value in (0,1) a "
                  "fraction of the context")
@@ -565,7 +551,7 @@ int main(int argc, char** argv) {
                  "--backend cuda: batch sizes (sequences decoded together)")
       ->capture_default_str()
       ->delimiter(',')
-      ->check(whole_at_least_one("a batch holds at least 1 sequence", "SEQUENCES>=1"));
+      ->check(fasa::tools::whole_at_least(1, "a batch holds at least 1 sequence", "SEQUENCES>=1"));
   app.add_option("--dtype", cuda_only.dtype, "--backend cuda: cache element type, bf16 or fp16")
       ->capture_default_str();
   app.add_option("--dump-dir", cuda_only.dump_dir,

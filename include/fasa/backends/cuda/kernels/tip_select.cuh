@@ -145,7 +145,8 @@ struct select_queries {
 // grid: (C, kv_heads, batch) with clusters of (C, 1, 1); block as tip_scores. UMAX >= units per
 // KV head, at most select_max_units. Registers capped so four blocks fit an SM with one unit
 // per KV head (as tip_scores_lanes) and two with more: the streaming wants the occupancy.
-// lead_from: the cluster size from which block 0 alone finds the bins (2 and 4); 0: never.
+// lead_from: the cluster size from which block 0 alone finds the bins (cluster_find_bins); 0:
+// never.
 template <class Elem, class St, int D, int UMAX, int LPR>
 __global__ __launch_bounds__(tip_threads, UMAX == 1 ? 4 : 2) void tip_select_cluster(
     St st, const Elem* cache, std::int64_t seq_elems, tip_args a, select_out o, select_queries sq,
