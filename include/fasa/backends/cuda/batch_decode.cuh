@@ -324,10 +324,9 @@ class batch_decoder {
       const std::size_t rows = static_cast<std::size_t>(batch_) * static_cast<std::size_t>(units_);
       t.counts = hist_.data() + rows * kernels::topk_hist_bins;
       t.tip_done = done_.data();
-      // Lanes per row when the scored width is 4, 8 or 16 vectors of 16 bytes (a 32-dim bf16
-      // slab: 4; whole rows at d = 128: 16), else one thread per row.
+      // Lanes per row where the scored width fits the lanes kernels, else one thread per row.
       const int nv = score_width_ / vec;
-      const int lpr = nv == 4 || nv == 8 || nv == 16 ? nv : 0;
+      const int lpr = lanes_fit(nv) ? nv : 0;
       const std::int64_t per_block = lpr > 0 ? kernels::tip_threads / lpr * 4
                                              : kernels::tip_threads * kernels::tip_rows_per_thread;
       const int per_kv = g == selection_granularity::query_head ? shape_.group_size() : 1;
@@ -546,13 +545,11 @@ class batch_decoder {
     FASA_CHECK(o.pdl >= -1 && o.pdl <= 1,
                "batch_decoder::set_split_options: pdl must be -1 (auto), 0 (off) or 1 (on), got ",
                o.pdl);
-    FASA_CHECK(o.select_cluster == -1 || o.select_cluster == 0 || o.select_cluster == 2 ||
-                   o.select_cluster == 4 || o.select_cluster == 8 || o.select_cluster == 16,
+    FASA_CHECK(o.select_cluster == -1 || o.select_cluster == 0 || cluster_size(o.select_cluster),
                "batch_decoder::set_split_options: select_cluster must be -1 (auto), 0 (off) or "
                "2, 4, 8 or 16 blocks per cluster, got ",
                o.select_cluster);
-    FASA_CHECK(o.select_lead_from == 0 || o.select_lead_from == 2 || o.select_lead_from == 4 ||
-                   o.select_lead_from == 8 || o.select_lead_from == 16,
+    FASA_CHECK(o.select_lead_from == 0 || cluster_size(o.select_lead_from),
                "batch_decoder::set_split_options: select_lead_from must be 0 (never) or a "
                "cluster size of 2, 4, 8 or 16 blocks, got ",
                o.select_lead_from);
@@ -570,7 +567,7 @@ class batch_decoder {
       return 0;
     } else {
       const int nv = score_width_ / vec;
-      if (!tip_bulk_ok_ || (nv != 4 && nv != 8 && nv != 16)) return 0;
+      if (!tip_bulk_ok_ || !lanes_fit(nv)) return 0;
       // Auto: 3 tiles where a row is scored for several units (query_head), up to 8 % faster
       // there (NOTES.md v12); off under kv_head, where it measured slower. (Between v13 and
       // v15 it was off: its selections at 128K tokens x 32 sequences failed the PyTorch peer's
@@ -591,7 +588,7 @@ class batch_decoder {
       const int nv = score_width_ / vec;
       const int per_kv =
           sel_.granularity() == selection_granularity::query_head ? shape_.group_size() : 1;
-      if (split_.select_cluster == 0 || !sm90_ || (nv != 4 && nv != 8 && nv != 16) ||
+      if (split_.select_cluster == 0 || !sm90_ || !lanes_fit(nv) ||
           per_kv > kernels::select_max_units)
         return 0;
       if (split_.select_cluster > 0) return split_.select_cluster;
@@ -642,8 +639,13 @@ class batch_decoder {
     else
       f(std::integral_constant<int, 8>{});
   }
-  // Runs f(std::integral_constant<int, L>) for L = lanes when it is 4, 8 or 16 (TIP's lanes per
-  // row: rows of that many 16-byte vectors); false, f not run, for any other count.
+  // Whether rows of nv 16-byte vectors are scored by TIP's lanes kernels: nv lanes a row, 4, 8
+  // or 16 (a 32-dim bf16 slab: 4; whole rows at d = 128: 16).
+  static constexpr bool lanes_fit(int nv) { return nv == 4 || nv == 8 || nv == 16; }
+  // Whether c blocks make a cluster the one-kernel TIP + top-k is run with.
+  static constexpr bool cluster_size(int c) { return c == 2 || c == 4 || c == 8 || c == 16; }
+  // Runs f(std::integral_constant<int, L>) for L = lanes when lanes_fit(lanes); false, f not
+  // run, for any other count.
   template <class F>
   static bool with_lanes(int lanes, F&& f) {
     switch (lanes) {
