@@ -6,8 +6,9 @@
 # Every public header compiles on its own (STYLE.md Sec. 3): one generated translation unit per
 # header under <dir>/fasa/, each including its header twice (so a missing #pragma once shows as
 # a redefinition), gathered in an OBJECT library that is part of `all` and compiled with
-# -Wall -Wextra -Werror -std=c++20. The glob is CONFIGURE_DEPENDS: a new header is picked up by
-# the next build without anyone editing CMake.
+# -Wall -Wextra -std=c++20, the warnings errors where CMAKE_COMPILE_WARNING_AS_ERROR is on (CI).
+# The glob is CONFIGURE_DEPENDS: a new header is picked up by the next build without anyone
+# editing CMake.
 function(fasa_add_header_check target)
   cmake_parse_arguments(PARSE_ARGV 1 arg "" "HEADER_ROOT" "EXCLUDE_REGEX;LINK")
   file(GLOB_RECURSE headers CONFIGURE_DEPENDS RELATIVE ${arg_HEADER_ROOT}
@@ -32,7 +33,7 @@ function(fasa_add_header_check target)
   message(STATUS "fasa: ${target} compiles ${count} public headers one by one")
   add_library(${target} OBJECT ${sources})
   target_link_libraries(${target} PRIVATE ${arg_LINK})
-  target_compile_options(${target} PRIVATE -Wall -Wextra -Werror)
+  fasa_target_warnings(${target})
   set_target_properties(${target} PROPERTIES CXX_STANDARD 20 CXX_STANDARD_REQUIRED ON
                                              CXX_EXTENSIONS OFF)
 endfunction()

@@ -5,12 +5,13 @@
 // nvcc for sm_90 in C++20, and the FASA_HOST_DEVICE policy math instantiates in device code.
 // Nothing here runs; CI builds it where nvcc exists, with or without a GPU.
 //
-// Flags (tests/CMakeLists.txt): -std=c++20, sm_90, and nvcc warnings as errors. No extra nvcc
+// Flags (tests/CMakeLists.txt): -std=c++20, sm_90, and, in CI (CMAKE_COMPILE_WARNING_AS_ERROR,
+// cmake/fasa_warnings.cmake), nvcc's warnings as errors. No extra nvcc
 // flags are needed, and two are deliberately NOT passed:
 //  - --expt-relaxed-constexpr would let FASA_HOST_DEVICE code call host-only constexpr functions
 //    (std::min, std::numeric_limits<T>::max, ...) on the device. Without it nvcc only *warns*
 //    (#20013-D) about such a call from a __host__ __device__ function, hence
-//    `--Werror=all-warnings`: this check exists to catch exactly that.
+//    `-Werror all-warnings` in CI: this check exists to catch exactly that.
 //  - --extended-lambda: the key-reader lambda below is created in device code, where it is
 //    implicitly __device__; only a lambda created on the host and passed to a kernel needs it.
 

@@ -12,7 +12,7 @@
 // of the last one. decode(token) runs one token with each layer's selector. Matrix products use
 // Eigen; single-token products are split over output rows with OpenMP.
 
-#include <Eigen/Core>
+#include "fasa/backends/cpu/eigen_core.hpp"
 
 #include <cmath>
 #include <cstdint>

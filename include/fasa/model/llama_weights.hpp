@@ -8,7 +8,7 @@
 // Readers for GGUF files and llama2.c checkpoints fill these (fasa/model/gguf_llama.hpp,
 // fasa/model/llama2c.hpp); fasa/model/llama.hpp runs them.
 
-#include <Eigen/Core>
+#include "fasa/backends/cpu/eigen_core.hpp"
 
 #include <cstdint>
 #include <string>

@@ -24,7 +24,7 @@
 // Decode allocates nothing once its scratch has grown to the largest step (the first step
 // sizes the selection scratch for the whole capacity).
 
-#include <Eigen/Core>
+#include "fasa/backends/cpu/eigen_core.hpp"
 
 #include <algorithm>
 #include <array>
