@@ -557,6 +557,9 @@ inline calibration read_calibration(std::istream& is,
   } catch (const nlohmann::json::parse_error& e) {
     FASA_FAIL(source, ": not valid JSON at byte offset ", e.byte, " (", e.what(),
               "); a truncated or non-JSON file?");
+  } catch (const nlohmann::json::exception& e) {
+    // The parser's other errors: a number too large for any JSON type (out_of_range 406).
+    FASA_FAIL(source, ": not a calibration file: ", e.what());
   }
   try {
     return detail::parse_calibration(root, source);

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -86,6 +87,9 @@ inline llama_weights read_llama2c(const std::vector<char>& bytes, const std::str
   c.n_layers = h[2];
   c.n_heads = h[3];
   c.n_kv_heads = h[4];
+  // run.c's convention: a negative vocab size means an untied classifier (wcls follows).
+  FASA_CHECK(h[5] != std::numeric_limits<std::int32_t>::min(), source,
+             ": llama2.c header has vocab_size=", h[5]);
   c.vocab_size = h[5] < 0 ? -h[5] : h[5];
   c.tied_output = h[5] > 0;
   c.max_seq_len = h[6];
