@@ -549,7 +549,10 @@ TEST_CASE("gguf tensors: every supported type dequantises to the values written"
     REQUIRE(f.tensors().size() == expected.size());
 
     for (std::size_t i = 0; i < expected.size(); ++i) {
-      const auto& [name, q] = expected[i];
+      // Not a structured binding: CAPTURE's lambda captures `name`, which clang 14 refuses for a
+      // binding (C++20 allows it; clang 16 implements it).
+      const auto& name = expected[i].first;
+      const auto& q = expected[i].second;
       CAPTURE(name);
       const gguf_tensor_info& t = f.tensor(name);
       CHECK(&t == f.find_tensor(name));

@@ -176,7 +176,8 @@ inline void plot_sweep(const protocol& p, const std::vector<row>& summaries,
   chart.x_title = fractions ? "budget (fraction of the context)" : "budget N_fac (tokens)";
   chart.y_title = p.metric();
   chart.log2_x = !fractions;
-  for (auto& [name, s] : lines) {
+  for (auto& line : lines) {
+    auto& s = line.second;  // not a structured binding: the lambda below captures it (clang 14)
     std::vector<std::size_t> order(s.x.size());
     std::iota(order.begin(), order.end(), 0);
     std::sort(order.begin(), order.end(), [&](auto a, auto b) { return s.x[a] < s.x[b]; });

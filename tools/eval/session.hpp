@@ -213,8 +213,8 @@ inline void write_csv(const std::vector<row>& rows, const std::string& path) {
 
 inline nlohmann::json to_json(const row& r) {
   nlohmann::json j = nlohmann::json::object();
-  for (const auto& [name, value] : r.cells())
-    std::visit([&](const auto& x) { j[name] = x; }, value);
+  for (const auto& c : r.cells())  // no structured binding: clang 14 cannot capture one
+    std::visit([&](const auto& x) { j[c.first] = x; }, c.second);
   return j;
 }
 
