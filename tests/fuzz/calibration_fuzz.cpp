@@ -21,6 +21,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   fasa::calib::calibration again;
   if (!fasa::fuzz::stage([&] { again = fasa::calib::read_calibration(round_trip, "round trip"); }))
     fasa::fuzz::property_failed("a calibration written by write_calibration does not read back");
-  if (!(again == c)) fasa::fuzz::property_failed("a calibration read back differs from the one written");
+  if (!(again == c))
+    fasa::fuzz::property_failed("a calibration read back differs from the one written");
   return 0;
 }

@@ -26,8 +26,7 @@ void write(const fs::path& dir, const std::string& name, std::string_view conten
 }
 
 void write(const fs::path& dir, const std::string& name, const fasa::fuzz::bytes& content) {
-  write(dir, name,
-        std::string_view(reinterpret_cast<const char*>(content.data()), content.size()));
+  write(dir, name, std::string_view(reinterpret_cast<const char*>(content.data()), content.size()));
 }
 
 }  // namespace
@@ -42,7 +41,8 @@ int main(int argc, char** argv) {
   const fs::path root = argv[1];
   try {
     const fs::path gguf = root / "gguf";
-    write(gguf, "tiny_f32_small_vocab.gguf", fasa::fuzz::tiny_llama_gguf(g::tt_f32, 8, false, true));
+    write(gguf, "tiny_f32_small_vocab.gguf",
+          fasa::fuzz::tiny_llama_gguf(g::tt_f32, 8, false, true));
     write(gguf, "tiny_f16_untied.gguf", fasa::fuzz::tiny_llama_gguf(g::tt_f16, 8, false, false));
     write(gguf, "tiny_q8_0.gguf", fasa::fuzz::tiny_llama_gguf(g::tt_q8_0, 32, false, true));
     write(gguf, "tiny_f32_byte_vocab.gguf", fasa::fuzz::tiny_llama_gguf(g::tt_f32, 8, true, true));

@@ -71,7 +71,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const double weights =
         static_cast<double>(config.vocab_size) * config.dim * (config.tied_output ? 1 : 2) +
         static_cast<double>(config.n_layers) *
-            (4.0 * config.dim * config.n_heads * config.head_dim + 3.0 * config.dim * config.hidden_dim);
+            (4.0 * config.dim * config.n_heads * config.head_dim +
+             3.0 * config.dim * config.hidden_dim);
     if (weights <= static_cast<double>(fasa::fuzz::max_floats_read))
       fasa::fuzz::stage([&] { (void)read_gguf_llama(f); });
   }

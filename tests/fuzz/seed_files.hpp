@@ -37,7 +37,7 @@ inline tiny_vocab make_tiny_vocab(bool all_bytes = true) {
     for (int b = 0; b < 256; ++b)
       v.tokens.push_back(model::gpt2_bytes_to_text(std::string(1, static_cast<char>(b))));
   } else {
-    for (const char* t : {"Ġ", "t", "h", "e", "a", "n", "d", "o", "1", "2", "\n"})
+    for (const char* t : {" ", "t", "h", "e", "a", "n", "d", "o", "1", "2", "\n"})
       v.tokens.push_back(model::gpt2_bytes_to_text(t));
   }
   v.types.assign(v.tokens.size(), 1);
@@ -88,7 +88,8 @@ inline bytes tensor_data(std::uint32_t type, std::size_t n, std::uint32_t seed) 
   if (type == g::tt_f32) {
     for (std::size_t i = 0; i < n; ++i) g::put_f32(d, u(gen));
   } else if (type == g::tt_f16) {
-    for (std::size_t i = 0; i < n; ++i) g::put_u16(d, static_cast<std::uint16_t>(0x3000 + gen() % 0x0c00));
+    for (std::size_t i = 0; i < n; ++i)
+      g::put_u16(d, static_cast<std::uint16_t>(0x3000 + gen() % 0x0c00));
   } else {  // Q8_0: {fp16 scale, int8[32]} per block
     for (std::size_t blk = 0; blk < n / 32; ++blk) {
       g::put_u16(d, 0x2000);  // 2^-7
@@ -142,8 +143,7 @@ inline bytes tiny_llama_gguf(std::uint32_t type, int dim, bool all_bytes, bool t
 // A llama2.c checkpoint (run.c's layout: a 7-int header, then each kind of tensor for all
 // layers) with head_dim 4; a negative vocab size in the header means an untied classifier.
 inline bytes tiny_llama2c(bool tied) {
-  const std::int32_t dim = 8, hidden = 16, layers = 1, heads = 2, kv_heads = 1, vocab = 6,
-                     seq = 4;
+  const std::int32_t dim = 8, hidden = 16, layers = 1, heads = 2, kv_heads = 1, vocab = 6, seq = 4;
   bytes b;
   for (const std::int32_t h : {dim, hidden, layers, heads, kv_heads, tied ? vocab : -vocab, seq})
     g::put_u32(b, static_cast<std::uint32_t>(h));

@@ -86,7 +86,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   const auto ids = l2c.encode(text, true, true);
   for (const auto id : ids)
     if (id < 0 || id >= l2c.vocab_size())
-      fasa::fuzz::property_failed("llama2c_tokenizer::encode returned an id outside the vocabulary");
+      fasa::fuzz::property_failed(
+          "llama2c_tokenizer::encode returned an id outside the vocabulary");
   (void)l2c.decode(ids);
   return 0;
 }
