@@ -3,6 +3,9 @@
 
 // fasa_fuzz_seeds DIR: writes each fuzz target's seed corpus into DIR/<target>/ (small valid
 // files from seed_files.hpp, plus stories260K's tokenizer from ../shared/data where present).
+// fasa_fuzz_seeds --tokenizer-only MODEL.gguf OUT.gguf: writes a GGUF with only MODEL's
+// tokenizer keys (SmolLM2's: about 1 MB of the 98 MB file), for fuzz_tokenizer_encode's
+// FASA_MODEL where the model itself is too big to copy (a longer run on another machine).
 
 #include <cstdio>
 #include <filesystem>
@@ -12,6 +15,7 @@
 #include <string>
 #include <string_view>
 
+#include "fasa/model/gguf.hpp"
 #include "fuzz/seed_files.hpp"
 
 namespace {
@@ -31,9 +35,43 @@ void write(const fs::path& dir, const std::string& name, const fasa::fuzz::bytes
 
 }  // namespace
 
+// The tokenizer keys bpe_tokenizer::from_gguf reads, copied from `model` into a GGUF of their own.
+fasa::fuzz::bytes tokenizer_only(const fs::path& model) {
+  namespace g = fasa::test::gguf;
+  const fasa::model::gguf_file f(model);
+  g::builder b;
+  for (const char* key : {"tokenizer.ggml.model", "tokenizer.ggml.pre"})
+    if (f.has(key)) b.kv(key, g::vt_string, g::str(f.get_string(key)));
+  for (const char* key : {"tokenizer.ggml.tokens", "tokenizer.ggml.merges"})
+    b.kv(key, g::vt_array, fasa::fuzz::string_array(f.get_string_array(key)));
+  if (f.has("tokenizer.ggml.token_type"))
+    b.kv("tokenizer.ggml.token_type", g::vt_array,
+         fasa::fuzz::int32_array(f.get_int_array<std::int32_t>("tokenizer.ggml.token_type")));
+  for (const char* key : {"tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id",
+                          "tokenizer.ggml.unknown_token_id", "tokenizer.ggml.padding_token_id"})
+    if (f.has(key)) b.kv(key, g::vt_uint32, g::le(f.get_int<std::uint32_t>(key), 4));
+  if (f.has("tokenizer.ggml.add_bos_token"))
+    b.kv("tokenizer.ggml.add_bos_token", g::vt_bool,
+         g::le(f.get_bool("tokenizer.ggml.add_bos_token") ? 1 : 0, 1));
+  return b.build();
+}
+
 int main(int argc, char** argv) {
+  if (argc == 4 && std::string_view(argv[1]) == "--tokenizer-only") {
+    try {
+      const fs::path out = argv[3];
+      write(out.parent_path().empty() ? fs::path(".") : out.parent_path(), out.filename().string(),
+            tokenizer_only(argv[2]));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "fasa_fuzz_seeds: %s\n", e.what());
+      return 1;
+    }
+    return 0;
+  }
   if (argc != 2) {
-    std::fprintf(stderr, "usage: fasa_fuzz_seeds DIR\n");
+    std::fprintf(stderr,
+                 "usage: fasa_fuzz_seeds DIR\n"
+                 "       fasa_fuzz_seeds --tokenizer-only MODEL.gguf OUT.gguf\n");
     return 2;
   }
   namespace g = fasa::test::gguf;
