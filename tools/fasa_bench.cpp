@@ -516,13 +516,20 @@ int main(int argc, char** argv) {
                  "FASA-C token budgets N_fac: an integer is a token count, a value in (0,1) a "
                  "fraction of the context")
       ->capture_default_str()
-      ->delimiter(',');
+      ->delimiter(',')
+      ->check(fasa::tools::budget_check());
   app.add_option("--n-tip", o.n_tip, "Dominant FCs per selection unit (N_tip; 2*N_tip dims)")
-      ->capture_default_str();
-  app.add_option("--heads", o.heads, "Query heads")->capture_default_str();
+      ->capture_default_str()
+      ->check(fasa::tools::whole_in(1, 1 << 16));
+  app.add_option("--heads", o.heads, "Query heads")
+      ->capture_default_str()
+      ->check(fasa::tools::whole_in(1, 4096));
   app.add_option("--kv-heads", o.kv_heads, "KV heads (GQA: heads must be a multiple)")
-      ->capture_default_str();
-  app.add_option("--head-dim", o.head_dim, "Dims per head (d)")->capture_default_str();
+      ->capture_default_str()
+      ->check(fasa::tools::whole_in(1, 4096));
+  app.add_option("--head-dim", o.head_dim, "Dims per head (d)")
+      ->capture_default_str()
+      ->check(fasa::tools::whole_in(2, 4096));
   app.add_option("--reps", o.reps, "Timed decode steps per case (the median is reported)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
@@ -544,7 +551,8 @@ int main(int argc, char** argv) {
                "independently (the slab becomes the union over the group) instead of sharing "
                "the KV head's");
   app.add_option("--seed", o.seed, "Seed of the random cache contents, queries and FC sets")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(fasa::tools::seed_check());
   app.add_option("--csv", o.csv, "Also write the rows to this CSV file");
   fasa::tools::cuda_options_cli cuda_only;
   app.add_option("--batches", cuda_only.batches,
@@ -587,30 +595,35 @@ int main(int argc, char** argv) {
                  "--backend cuda: TIP's loads: 0 into registers, 3 through a cp.async ring of "
                  "3 passes in shared memory, -1 the ring under query_head granularity only")
       ->capture_default_str()
+      ->check(fasa::tools::whole_in(-1, 3))
       ->check(CLI::IsMember({-1, 0, 3}));
   app.add_option("--split-tip-bulk", cuda_only.splits.tip_bulk,
                  "--backend cuda: TIP's loads as bulk copies (sm_90 TMA) of 16 KB tiles of rows "
                  "through a ring of this many tiles (2-4) where the scored rows are contiguous "
                  "(the FASA-C slab); 0: off; -1: 3 tiles under query_head granularity only")
       ->capture_default_str()
+      ->check(fasa::tools::whole_in(-1, 4))
       ->check(CLI::IsMember({-1, 0, 2, 3, 4}));
   app.add_option("--split-pdl", cuda_only.splits.pdl,
                  "--backend cuda: programmatic dependent launch (sm_90) between the kernels of a "
                  "step, each launched while the one before it still runs: 1 on, 0 off, -1 on "
                  "at batch 1 only")
       ->capture_default_str()
+      ->check(fasa::tools::whole_in(-1, 1))
       ->check(CLI::IsMember({-1, 0, 1}));
   app.add_option("--split-select-cluster", cuda_only.splits.select_cluster,
                  "--backend cuda: TIP and the top-k as one kernel of thread block clusters of "
                  "this many blocks (2, 4, 8, 16) per (sequence, KV head), sm_90; 0: three "
                  "kernels (TIP, filter, finish); -1: clusters sized to fill the GPU once")
       ->capture_default_str()
+      ->check(fasa::tools::whole_in(-1, 16))
       ->check(CLI::IsMember({-1, 0, 2, 4, 8, 16}));
   app.add_option("--split-select-lead-from", cuda_only.splits.select_lead_from,
                  "--backend cuda: in the cluster kernel, the cluster size (2, 4, 8, 16) from "
                  "which block 0 alone finds each radix pass's bin and sends it to the other "
                  "blocks (one more barrier) instead of every block copying its counts; 0: never")
       ->capture_default_str()
+      ->check(fasa::tools::whole_in(0, 16))
       ->check(CLI::IsMember({0, 2, 4, 8, 16}));
   app.add_option("--bandwidth-mib", o.bandwidth_mib,
                  "Buffer size of the memory-bandwidth probe in MiB (0 skips it)")

@@ -183,7 +183,8 @@ int main(int argc, char** argv) {
                  "top-K tokens that one FC's top-K also holds. K >= prefill + steps, where CA is 1 "
                  "for every FC at every step, is dropped with a note")
       ->delimiter(',')
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(tokens_at_least(1));
   app.add_option("--granularity", granularity,
                  "selection unit: query_head (the paper), kv_head (the group's queries summed, as "
                  "fasa_tip ranks in kv_head mode), or both (one pass, one file per granularity)")
@@ -219,7 +220,8 @@ int main(int argc, char** argv) {
                  "dominant FCs outlined (granularity before the extension with both)");
   app.add_option("--heatmap-k", heatmap_k,
                  "the window K of the heat map; 0: --select-k (the nearest measured K)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(tokens_at_least(0));
   app.add_option("--compare", compare_paths,
                  "another calibration file of the same model and mapping (e.g. one made on another "
                  "text), per a granularity measured here: report the overlap of the dominant sets, "

@@ -70,7 +70,8 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
   app.add_option("--budget", fasa.budget, "FASA's N_fac: tokens kept per step (or a fraction < 1)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(budget_check());
   app.add_option("--n-tip", fasa.n_tip, "dominant FCs per head (0: head_dim/8)")
       ->capture_default_str()
       ->check(n_tip_check());
@@ -81,7 +82,8 @@ int main(int argc, char** argv) {
   app.add_option("--calibration-text", cal_opts.text, "text to calibrate on")
       ->capture_default_str();
   app.add_option("--max-tokens", max_tokens, "tokens to generate per answer")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(whole_in(1, 1 << 20));
   CLI11_PARSE(app, argc, argv);
 
   try {

@@ -32,26 +32,33 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
   app.add_option("--temperature", temperature, "0: greedy; else sample with this temperature")
-      ->capture_default_str();
-  app.add_option("--top-p", top_p, "nucleus sampling mass, in (0, 1]")->capture_default_str();
-  app.add_option("--seed", seed, "sampling seed")->capture_default_str();
+      ->capture_default_str()
+      ->check(real_in(0.0, 100.0));
+  app.add_option("--top-p", top_p, "nucleus sampling mass, in (0, 1]")
+      ->capture_default_str()
+      ->check(real_in(0.0, 1.0, true));
+  app.add_option("--seed", seed, "sampling seed")->capture_default_str()->check(seed_check());
   app.add_option("--selector", o.selector, "dense | oracle | fasa")->capture_default_str();
   app.add_option("--backend", o.backend, backend_help)->capture_default_str();
   app.add_option("--budget", o.budget, "tokens kept per step (N_fac), or a fraction < 1")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(budget_check());
   app.add_option("--n-tip", o.n_tip, "dominant FCs per head (0: head_dim/8)")
       ->capture_default_str()
       ->check(n_tip_check());
   app.add_option("--granularity", granularity, "selection per query_head (the paper) or kv_head")
       ->capture_default_str();
   app.add_option("--dense-layers", o.dense_layers, "layers kept dense (the paper: 0)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(whole_in(0, 4095));
   app.add_option("--sinks", o.force.sinks,
                  "oracle, fasa: the first N tokens always kept, taking budget slots (0: none)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(tokens_at_least(0));
   app.add_option("--recent", o.force.recent,
                  "oracle, fasa: the last N tokens always kept, taking budget slots (0: none)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(tokens_at_least(0));
   app.add_option("--fc-mapping", mapping,
                  "rotation_pairs (the paper's FCs) or adjacent_dims (the released code's)")
       ->capture_default_str();

@@ -57,9 +57,15 @@ int main(int argc, char** argv) {
   calibration_options cal_opts;
   cal_opts.text = default_data_dir() + "/text/moby_dick.txt";
   app.add_option("--model", model_path, "GGUF file of a Llama-family model")->capture_default_str();
-  app.add_option("--contexts", contexts, "prompt lengths in tokens")->capture_default_str();
-  app.add_option("--decode", decode_tokens, "decode steps timed per case")->capture_default_str();
-  app.add_option("--budget", fasa.budget, "FASA's N_fac")->capture_default_str();
+  app.add_option("--contexts", contexts, "prompt lengths in tokens")
+      ->capture_default_str()
+      ->check(tokens_at_least(1));
+  app.add_option("--decode", decode_tokens, "decode steps timed per case")
+      ->capture_default_str()
+      ->check(whole_in(1, 1 << 20));
+  app.add_option("--budget", fasa.budget, "FASA's N_fac")
+      ->capture_default_str()
+      ->check(budget_check());
   app.add_option("--n-tip", fasa.n_tip, "dominant FCs per head (0: head_dim/8)")
       ->check(n_tip_check());
   app.add_option("--calibration", cal_opts.file, "a calibration file (default: cached/measured)");

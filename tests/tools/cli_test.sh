@@ -47,11 +47,53 @@ expect_error "N_tip must be 0" "$tools/fasa-calibrate" --n-tip -2
 expect_error "--select-k: Value 0 not in range" "$tools/fasa-calibrate" --select-k 0
 expect_error "--prompt is empty" "$tools/fasa-generate" --prompt ""
 
+# Every numeric flag is checked as it is parsed, in one line naming the flag: a non-number, a
+# negative, a zero where zero means nothing, an absurd size (a sample of each, tool by tool).
+expect_error "--budget: 'x' is not a number" "$tools/fasa-demo" --budget x
+expect_error "--budget: a budget is a whole number of tokens in [1, 16777216]" "$tools/fasa-demo" \
+  --budget 1e12
+expect_error "--max-tokens: must be a whole number in [1, 1048576], got 0" "$tools/fasa-demo" \
+  --max-tokens 0
+expect_error "--top-p: must be a number in (0, 1], got 0" "$tools/fasa-generate" --prompt hi \
+  --top-p 0
+expect_error "--temperature: must be a number in [0, 100], got -1" "$tools/fasa-generate" \
+  --prompt hi --temperature -1
+expect_error "--temperature: 'nan' is not a finite number" "$tools/fasa-generate" --prompt hi \
+  --temperature nan
+expect_error "--sinks: must be a whole number in [0, 16777216], got -2" "$tools/fasa-generate" \
+  --prompt hi --sinks -2
+expect_error "--contexts: '99999999999999999999' is far too large" "$tools/fasa-model-bench" \
+  --contexts 99999999999999999999
+expect_error "--decode: must be a whole number in [1, 1048576], got 0" "$tools/fasa-model-bench" \
+  --decode 0
+expect_error "--k: '1e3' is not a whole number" "$tools/fasa-calibrate" --k 16,1e3
+expect_error "--prefill: must be a whole number in [1, 16777216], got 0" "$tools/fasa-eval" ppl \
+  --prefill 0
+expect_error "--windows: must be a whole number in [1, 1000000], got -1" "$tools/fasa-ablate" ppl \
+  --windows -1 --out "$tmp/ablate"
+expect_error "--depths: must be a number in [0, 1], got 1.5" "$tools/fasa-eval" retrieval \
+  --depths 0.5,1.5
+expect_error "--lengths: '2k' is not a whole number" "$tools/fasa-eval" retrieval --lengths 2k
+expect_error "--prompt-length: must be a whole number in [1, 16777216], got 0" \
+  "$tools/fasa-eval" fidelity --prompt-length 0
+expect_error "--first: must be a whole number in [0, 1073741824], got -1" "$tools/fasa-eval" \
+  longbench --first -1
+expect_error "--budget: a budget is a whole number of tokens" "$tools/fasa-eval" agreement \
+  --budget 256,-1
+expect_error "--prefix-cache-mb: must be a number in [0, 1048576], got -5" "$tools/fasa-eval" \
+  ppl --prefix-cache-mb -5
+
 # fasa-bench (no model): bad sizes, and the CUDA sweep's own flags given to a CPU backend.
 if [ -x "$tools/fasa-bench" ]; then
   expect_ok "$tools/fasa-bench" --help
-  expect_error "at least 1 token, got 0" "$tools/fasa-bench" --budgets 0 --bandwidth-mib 0
-  expect_error "N_tip (0) must be between 1" "$tools/fasa-bench" --n-tip 0 --bandwidth-mib 0
+  expect_error "--budgets: a budget is a whole number of tokens" "$tools/fasa-bench" --budgets 0
+  expect_error "--budgets: a budget is a whole number of tokens" "$tools/fasa-bench" --budgets 1.5
+  expect_error "--n-tip: must be a whole number in [1, 65536], got 0" "$tools/fasa-bench" --n-tip 0
+  expect_error "N_tip (40) must be between 1" "$tools/fasa-bench" --n-tip 40 --head-dim 64 \
+    --bandwidth-mib 0
+  expect_error "--heads: must be a whole number in [1, 4096], got 0" "$tools/fasa-bench" --heads 0
+  expect_error "--seed: '-3' is not a whole number >= 0" "$tools/fasa-bench" --seed -3
+  expect_error "--split-pdl: 'on' is not a whole number" "$tools/fasa-bench" --split-pdl on
   expect_error "multiple of num_kv_heads" "$tools/fasa-bench" --heads 3 --kv-heads 2
   expect_error "at least 1 token" "$tools/fasa-bench" --contexts 0
   expect_error "'4k' is not a whole number" "$tools/fasa-bench" --contexts 1024,4k
@@ -66,13 +108,13 @@ fi
 model="${FASA_MODEL:-$HOME/.cache/fasa/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
 if [ -f "$model" ]; then
   m=(--model "$model")
-  expect_error "--budget must be positive" "$tools/fasa-eval" ppl "${m[@]}" --budget 0
+  expect_error "--budget: a budget is a whole number of tokens" "$tools/fasa-eval" ppl "${m[@]}" --budget 0
   expect_error "unknown selector 'h2o'" "$tools/fasa-eval" ppl "${m[@]}" --selector h2o
   expect_error "unknown granularity" "$tools/fasa-eval" ppl "${m[@]}" --granularity per_token
   expect_error "unknown backend 'vulkan'" "$tools/fasa-eval" ppl "${m[@]}" --backend vulkan
-  expect_error "--calibration-k must be >= 0" "$tools/fasa-eval" ppl "${m[@]}" --calibration-k -1
-  expect_error "--sinks must be >= 0" "$tools/fasa-eval" ppl "${m[@]}" --sinks 2,-1
-  expect_error "--recent must be >= 0" "$tools/fasa-ablate" ppl "${m[@]}" --out "$tmp/a.csv" \
+  expect_error "--calibration-k: must be a whole number in [0, 16777216], got -1" "$tools/fasa-eval" ppl "${m[@]}" --calibration-k -1
+  expect_error "--sinks: must be a whole number in [0, 16777216], got -1" "$tools/fasa-eval" ppl "${m[@]}" --sinks 2,-1
+  expect_error "--recent: must be a whole number in [0, 16777216], got -4" "$tools/fasa-ablate" ppl "${m[@]}" --out "$tmp/a.csv" \
     --recent -4
   expect_error "cannot open text" "$tools/fasa-eval" ppl "${m[@]}" --text "$tmp/none.txt"
   echo "too short" >"$tmp/short.txt"
@@ -95,7 +137,7 @@ if [ -f "$model" ]; then
   done
   echo '{"input": "", "context": "x"}' >"$tmp/lb.jsonl"
   expect_error "answers" "$tools/fasa-eval" longbench "${m[@]}" --file "$tmp/lb.jsonl" --task multi_news
-  expect_error "depths must lie in [0, 1]" "$tools/fasa-eval" retrieval "${m[@]}" --depths 1.5
+  expect_error "--depths: must be a number in [0, 1], got 1.5" "$tools/fasa-eval" retrieval "${m[@]}" --depths 1.5
   expect_error "the folder" "$tools/fasa-eval" ppl "${m[@]}" --csv "$tmp/no/such/dir/x.csv"
   expect_error "--n-tip 40 exceeds" "$tools/fasa-eval" agreement "${m[@]}" --selector fasa \
     --n-tip 40 --prefill 16 --steps 1 --calibration "$tmp/cal.json" --text "$tmp/text.txt"

@@ -37,13 +37,18 @@ class agreement_protocol final : public protocol {
     app->add_option("--text", text, "text whose window is decoded (plain text or JSON)")
         ->capture_default_str();
     app->add_option("--prefill", prefill, "tokens prefilled before the measured steps")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(tokens_at_least(1));
     app->add_option("--steps", steps, "decode steps measured (teacher-forced on the text)")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(whole_in(1, 1 << 20));
     app->add_option("--k", k_values, "windows K of the compound CA, comma-separated")
         ->delimiter(',')
-        ->capture_default_str();
-    app->add_option("--seed", seed, "seed of the random FC sets")->capture_default_str();
+        ->capture_default_str()
+        ->check(tokens_at_least(1));
+    app->add_option("--seed", seed, "seed of the random FC sets")
+        ->capture_default_str()
+        ->check(seed_check());
   }
 
   std::string name() const override { return "agreement"; }

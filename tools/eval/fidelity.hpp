@@ -23,10 +23,14 @@ class fidelity_protocol final : public protocol {
     app->add_option("--text", text, "text the prompts are cut from (plain text or JSON)")
         ->capture_default_str();
     app->add_option("--prompts", prompts, "prompts, spread evenly over the text")
-        ->capture_default_str();
-    app->add_option("--prompt-length", prompt_length, "tokens per prompt")->capture_default_str();
+        ->capture_default_str()
+        ->check(whole_in(1, 1000000));
+    app->add_option("--prompt-length", prompt_length, "tokens per prompt")
+        ->capture_default_str()
+        ->check(tokens_at_least(1));
     app->add_option("--generate", generate, "greedy tokens generated per prompt")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(whole_in(1, 1 << 20));
   }
 
   std::string name() const override { return "fidelity"; }

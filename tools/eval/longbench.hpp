@@ -32,15 +32,21 @@ class longbench_protocol final : public protocol {
                     "the LongBench task whose prompt and metric apply (default: the file name, "
                     "e.g. multi_news); known: " +
                         fasa::eval::longbench_task_names());
-    app->add_option("--samples", samples, "samples scored, from --first on")->capture_default_str();
-    app->add_option("--first", first, "index of the first sample")->capture_default_str();
+    app->add_option("--samples", samples, "samples scored, from --first on")
+        ->capture_default_str()
+        ->check(whole_in(1, 1000000));
+    app->add_option("--first", first, "index of the first sample")
+        ->capture_default_str()
+        ->check(whole_in(0, 1 << 30));
     app->add_option("--max-length", max_length,
                     "prompt limit in tokens before the chat template (middle truncation, as "
                     "LongBench's pred.py); prompt + generation must fit the model's context")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(tokens_at_least(1));
     app->add_option("--max-new-tokens", max_new_tokens,
                     "generated tokens per sample (0: the task's official length)")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(whole_in(0, 1 << 20));
     app->add_flag("--no-chat", no_chat, "never wrap prompts in the model's chat template");
   }
 

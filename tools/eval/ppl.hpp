@@ -28,15 +28,19 @@ class ppl_protocol final : public protocol {
                     "{\"text\": ...})")
         ->capture_default_str();
     app->add_option("--windows", windows, "windows of prefill + decode tokens, spread evenly")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(whole_in(1, 1000000));
     app->add_option("--prefill", prefill, "P: tokens of dense context before the decoded ones")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(tokens_at_least(1));
     app->add_option("--decode", decode, "D: tokens decoded one by one and scored")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(tokens_at_least(1));
     app->add_option("--skip", skip,
                     "tokens at the start of the text not used (the default calibration reads "
                     "the first 1,088 tokens of the default text)")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(tokens_at_least(0));
   }
 
   std::string name() const override { return "ppl"; }

@@ -39,16 +39,22 @@ class retrieval_protocol final : public protocol {
         ->capture_default_str();
     app->add_option("--lengths", lengths, "prompt lengths in tokens, comma-separated")
         ->delimiter(',')
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(tokens_at_least(1));
     app->add_option("--depths", depths,
                     "needle depths in [0, 1] (0: start of the text, 1: its end), comma-separated")
         ->delimiter(',')
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(real_in(0.0, 1.0));
     app->add_option("--trials", trials, "cases per (length, depth), each with its own number")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(whole_in(1, 1000000));
     app->add_option("--answer-tokens", answer_tokens, "greedy tokens generated for the answer")
-        ->capture_default_str();
-    app->add_option("--seed", seed, "seed of the hidden numbers")->capture_default_str();
+        ->capture_default_str()
+        ->check(whole_in(1, 1 << 16));
+    app->add_option("--seed", seed, "seed of the hidden numbers")
+        ->capture_default_str()
+        ->check(seed_check());
   }
 
   std::string name() const override { return "retrieval"; }

@@ -415,7 +415,8 @@ struct common_flags {
                     "token budgets N_fac, comma-separated: >= 1 a count of tokens, < 1 a fraction "
                     "of the current context")
         ->delimiter(',')
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(budget_check());
     app->add_option("--n-tip", n_tips,
                     "dominant FCs per head for fasa, comma-separated (0: head_dim/8, the paper's "
                     "16 of 64 at d = 128)")
@@ -436,12 +437,14 @@ struct common_flags {
                     "oracle, fasa: the first N tokens are always kept, taking budget slots; "
                     "comma-separated (0: none, as the paper's method)")
         ->delimiter(',')
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(tokens_at_least(0));
     app->add_option("--recent", recents,
                     "oracle, fasa: the last N tokens (the current one included) are always kept, "
                     "taking budget slots; comma-separated (0: none, as the paper's method)")
         ->delimiter(',')
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(tokens_at_least(0));
     app->add_option("--calibration", session.calibration_files,
                     "calibration files from fasa-calibrate, comma-separated, one per GQA mode and "
                     "FC mapping the variants use (default: measured once on --calibration-text "
@@ -455,15 +458,18 @@ struct common_flags {
                     "Table 5); 0: the official code's rule, K = the budget when measured, 1024 "
                     "for a fractional budget. A K the file lacks means the largest measured K "
                     "below it")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(tokens_at_least(0));
     app->add_option("--dense-layers", session.dense_layers,
                     "layers kept dense whatever the selector (the paper's code: 0)")
         ->delimiter(',')
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(whole_in(0, 4095));
     app->add_option("--backend", session.backend, backend_help)->capture_default_str();
     app->add_option("--prefix-cache-mb", session.prefix_cache_mb,
                     "memory for dense prefills kept for reuse by the next variant")
-        ->capture_default_str();
+        ->capture_default_str()
+        ->check(real_in(0.0, 1 << 20));
     app->add_option("--csv", csv, "write the per-sample and summary rows to this CSV file");
     app->add_option("--json", json, "write the rows and the run's settings to this JSON file");
     app->add_option("--plot-dir", plot_dir,
