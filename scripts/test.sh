@@ -58,7 +58,7 @@ fi
 # each of which then runs for
 # FASA_FUZZ_SECONDS on its generated seeds; the tokenizer target encodes with SmolLM2's
 # vocabulary (FASA_MODEL). A finding fails the run and leaves its input under
-# build/clang-fuzz/tests/fuzz/work/. docs/fuzzing.md: longer runs.
+# build/clang-fuzz/tests/fuzz/runs/. docs/fuzzing.md: longer runs.
 if [ "${FASA_SKIP_CLANG:-0}" != 1 ]; then
   stage "clang: everything, and the fuzz targets (preset clang-fuzz)"
   cmake --preset clang-fuzz -DCMAKE_COMPILE_WARNING_AS_ERROR="$werror" >/dev/null

@@ -21,7 +21,7 @@ using fasa::model::gguf_value;
 using fasa::model::gguf_value_type;
 
 // Reads a value the way a caller would: scalars as their type, arrays element by element.
-void touch(const gguf_value& v, int depth = 0) {
+void touch(const gguf_value& v) {
   switch (v.type()) {
     case gguf_value_type::boolean:
       (void)v.as_bool();
@@ -35,7 +35,7 @@ void touch(const gguf_value& v, int depth = 0) {
       break;
     case gguf_value_type::array: {
       const std::size_t n = std::min<std::size_t>(v.size(), 64);
-      for (std::size_t i = 0; i < n; ++i) touch(v.element(i), depth + 1);
+      for (std::size_t i = 0; i < n; ++i) touch(v.element(i));
       break;
     }
     default:
