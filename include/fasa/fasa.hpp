@@ -6,6 +6,7 @@
 // beyond the standard library. The Eigen backend (fasa/backends/cpu/eigen.hpp) and calibration
 // file I/O (fasa/calib/calibration_file.hpp, nlohmann/json) are included separately.
 
+#include "fasa/backends/cpu/offload.hpp"
 #include "fasa/backends/cpu/reference.hpp"
 #include "fasa/calib/contextual_agreement.hpp"
 #include "fasa/calib/dominant_sets.hpp"
@@ -26,3 +27,4 @@
 #include "fasa/policies/selector/oracle_topk.hpp"
 #include "fasa/policies/storage/contiguous.hpp"
 #include "fasa/policies/storage/split_dominant.hpp"
+#include "fasa/policies/storage/split_offload.hpp"

@@ -25,6 +25,7 @@
 #include "fasa/policies/concepts.hpp"
 #include "fasa/policies/selector/fasa_tip.hpp"
 #include "fasa/policies/storage/split_dominant.hpp"
+#include "fasa/policies/storage/split_offload.hpp"
 
 namespace fasa {
 
@@ -102,6 +103,9 @@ class dominant_plan {
     s.slot = slot_.data();
     return s;
   }
+
+  // The same layout in two tiers for FASA-M: the slab near (on the GPU), the rest far (host).
+  storage::split_offload offload_storage() const { return storage::split_offload::of(storage()); }
 
   const attention_shape& shape() const { return shape_; }
   selection_granularity granularity() const { return granularity_; }

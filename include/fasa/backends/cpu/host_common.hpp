@@ -5,6 +5,8 @@
 // What the host backends share: the cache buffer in host memory, the append of one token, and
 // a key reader that any KVStorage layout serves.
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -49,6 +51,33 @@ struct host_key_reader {
     return cache[st->key_index(kv_head, token, dim)];
   }
 };
+
+// Exact attention of one query head over n rows, sums in double (the reference's arithmetic,
+// shared by every host backend that must reproduce it bit for bit):
+//   o = softmax(q K^T / sqrt(d)) V,  key(i, c), value(i, c): element c of row i (natural dims).
+template <class Key, class Value>
+void attend_rows(int d, const float* q, std::int64_t n, const Key& key, const Value& value,
+                 float* out) {
+  const double scale = 1.0 / std::sqrt(static_cast<double>(d));
+  std::vector<double> logits(static_cast<std::size_t>(n));
+  // Step 1: logits l_i = (q . k_i) / sqrt(d).
+  double max_logit = -INFINITY;
+  for (std::int64_t i = 0; i < n; ++i) {
+    double dot = 0.0;
+    for (int c = 0; c < d; ++c) dot += static_cast<double>(q[c]) * key(i, c);
+    logits[static_cast<std::size_t>(i)] = dot * scale;
+    max_logit = std::max(max_logit, logits[static_cast<std::size_t>(i)]);
+  }
+  // Step 2: softmax, shifted by the max logit so exp() cannot overflow.
+  double denom = 0.0;
+  for (auto& l : logits) denom += (l = std::exp(l - max_logit));
+  // Step 3: o = sum_i p_i v_i with p_i = exp(l_i - max) / denom.
+  for (int c = 0; c < d; ++c) {
+    double acc = 0.0;
+    for (std::int64_t i = 0; i < n; ++i) acc += logits[static_cast<std::size_t>(i)] * value(i, c);
+    out[c] = static_cast<float>(acc / denom);
+  }
+}
 
 // The queries a selection unit scores with. q_rot: [num_q_heads, head_dim].
 inline unit_queries make_unit_queries(const attention_shape& shape, selection_granularity g,

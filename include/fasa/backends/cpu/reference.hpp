@@ -99,29 +99,15 @@ struct backend_impl<backend::cpu_reference> {
   template <KVStorage St, class TokenAt>
   static void attend_one_head(const St& st, const state& s, int d, int kv, const float* q,
                               std::int64_t n, const TokenAt& token, float* out) {
-    const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-    std::vector<double> logits(static_cast<std::size_t>(n));
-    // Step 1: logits l_i = (q . k_{T_i}) / sqrt(d).
-    double max_logit = -INFINITY;
-    for (std::int64_t i = 0; i < n; ++i) {
-      double dot = 0.0;
-      for (int c = 0; c < d; ++c)
-        dot += static_cast<double>(q[c]) *
-               s.cache[static_cast<std::size_t>(st.key_index(kv, token(i), c))];
-      logits[static_cast<std::size_t>(i)] = dot * scale;
-      max_logit = std::max(max_logit, logits[static_cast<std::size_t>(i)]);
-    }
-    // Step 2: softmax, shifted by the max logit so exp() cannot overflow.
-    double denom = 0.0;
-    for (auto& l : logits) denom += (l = std::exp(l - max_logit));
-    // Step 3: o = sum_i p_i v_{T_i} with p_i = exp(l_i - max) / denom.
-    for (int c = 0; c < d; ++c) {
-      double acc = 0.0;
-      for (std::int64_t i = 0; i < n; ++i)
-        acc += logits[static_cast<std::size_t>(i)] *
-               s.cache[static_cast<std::size_t>(st.value_index(kv, token(i), c))];
-      out[c] = static_cast<float>(acc / denom);
-    }
+    cpu::attend_rows(
+        d, q, n,
+        [&](std::int64_t i, int c) {
+          return s.cache[static_cast<std::size_t>(st.key_index(kv, token(i), c))];
+        },
+        [&](std::int64_t i, int c) {
+          return s.cache[static_cast<std::size_t>(st.value_index(kv, token(i), c))];
+        },
+        out);
   }
 };
 

@@ -22,6 +22,17 @@ struct cpu_eigen {
   int threads = 0;  // 0: OpenMP's default
 };
 
+// The CPU model of FASA-M (fasa/backends/cpu/offload.hpp): a tiered layout's near tier
+// (storage::split_offload's key slab, the GPU's part) and far tier (the rest of the keys and the
+// values, the host's part) in two separate buffers. Selectors score from the near tier; each step
+// the kept rows' far elements are copied into a staging buffer, and every copied element is
+// counted: the traffic a GPU backend sends over the bus, checked by the tests. The arithmetic is
+// the reference backend's, so its outputs equal the reference's bit for bit.
+struct cpu_offload {
+  using policy_tag = attention_backend_tag;
+  static constexpr const char* name = "cpu_offload";
+};
+
 // The element type a GPU cache stores (accumulation is fp32 whatever it is).
 enum class device_element { bf16, fp16, fp32 };
 
@@ -41,6 +52,7 @@ struct cuda {
 
 static_assert(AttentionBackend<cpu_reference>);
 static_assert(AttentionBackend<cpu_eigen>);
+static_assert(AttentionBackend<cpu_offload>);
 static_assert(AttentionBackend<cuda<>>);
 
 }  // namespace fasa::backend
