@@ -439,6 +439,8 @@ struct cuda_options_cli {
   std::string dtype = "bf16";
   std::string dump_dir;
   double max_gib = 100;
+  bool offload = false;
+  double max_host_gib = 64;
   fasa::cuda::split_options splits;
 };
 }  // namespace fasa::tools
@@ -476,6 +478,8 @@ int run_cuda(const options& o, const fasa::tools::cuda_options_cli& c, bool budg
   g.dtype = c.dtype;
   g.dump_dir = c.dump_dir;
   g.max_gib = c.max_gib;
+  g.offload = c.offload;
+  g.max_host_gib = c.max_host_gib;
   g.splits = c.splits;
   try {
     return fasa::tools::run_cuda_bench(g);
@@ -567,6 +571,16 @@ int main(int argc, char** argv) {
                  "benchmarks/cuda/peers.py (PyTorch peers on the same tensors)");
   app.add_option("--max-gib", cuda_only.max_gib,
                  "--backend cuda: skip cases whose caches need more device memory than this")
+      ->capture_default_str()
+      ->check(CLI::Range(1e-3, 1e6));
+  app.add_flag("--offload", cuda_only.offload,
+               "--backend cuda: also time FASA-M (the slab on the GPU, the other key dims and "
+               "the values in pinned host memory, the kept rows fetched over the bus each step) "
+               "in the same run and rows; prints the measured host-to-device bandwidth and each "
+               "case's bus floor");
+  app.add_option("--max-host-gib", cuda_only.max_host_gib,
+                 "--backend cuda --offload: skip FASA-M where its far tier needs more pinned host "
+                 "memory than this")
       ->capture_default_str()
       ->check(CLI::Range(1e-3, 1e6));
   app.add_option("--split-waves", cuda_only.splits.waves,

@@ -8,7 +8,9 @@
 #   3. fasa-bench --backend cuda at Llama-3.1-8B attention shapes (32/8 heads, d 128, bf16);
 #   4. benchmarks/cuda/peers.py: PyTorch SDPA and the paper's PyTorch FASA pipeline on the same
 #      tensors, outputs checked against fasa's.
-# Usage: bash benchmarks/cuda/run.sh [quick|full|tests|bench|profile]
+#   offload: the tests and sanitizers, then fasa-bench --offload (dense, FASA-C and FASA-M in
+#   the same rows, the host-to-device bandwidth and each case's bus floor) into offload.csv.
+# Usage: bash benchmarks/cuda/run.sh [quick|full|tests|bench|profile|offload]
 # Binaries: .device/bin/{fasa_gpu_tests,fasa-bench} when present and runnable (built on the
 # developer machine with the same nvcc and carried), else a CMake build here (the GPU machine
 # lacks nlohmann_json: .device/prefix holds a copy, see benchmarks/cuda/stage.sh).
@@ -77,6 +79,19 @@ if [ "$mode" = profile ]; then
     --granularity kv_head --reps 1 --warmup 0 >"$out/profile.txt" 2>&1 || status=1
   grep -E "^  [a-z_:<>, A-Z0-9]+\(|Duration|Memory Throughput|DRAM Throughput|Achieved Occupancy|Registers Per|Warp Cycles Per Issued|Issue Slots Busy|No Eligible|Compute \(SM\) Throughput" \
     "$out/profile.txt" | head -150
+  exit "$status"
+fi
+
+if [ "$mode" = offload ]; then
+  step "fasa-bench --backend cuda --offload (FASA-M)"
+  cmd=("$bin/fasa-bench" --backend cuda --heads 32 --kv-heads 8 --head-dim 128 --n-tip 16
+       --granularity kv_head,query_head --contexts "${FASA_OFFLOAD_CONTEXTS:-8192,32768,65536,131072}"
+       --batches "${FASA_OFFLOAD_BATCHES:-1,8,32}" --budgets 256 --reps "${FASA_OFFLOAD_REPS:-20}"
+       --offload --csv "$out/offload.csv")
+  echo "+ ${cmd[*]}" | tee "$out/offload.txt"
+  "${cmd[@]}" 2>&1 | tee -a "$out/offload.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  step "done (status $status)"
   exit "$status"
 fi
 

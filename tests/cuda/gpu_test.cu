@@ -286,6 +286,63 @@ void check_variant(const gpu_case& c, const Sel& sel, const St& st) {
   }
 }
 
+// FASA-M (split_offload: the slab on the device, the rest and the values in mapped host memory)
+// against FASA-C on the same tokens and queries: the same selections and, bit for bit, the same
+// outputs (the attention runs FASA-C's kernel over the fetched rows in the same order).
+template <class Elem>
+void check_offload_matches_fasa_c(const gpu_case& c, const fasa::dominant_plan& plan) {
+  INFO(describe(c), " elem=", elem_traits<Elem>::name, " (FASA-M against FASA-C)");
+  const int batch = static_cast<int>(c.lengths.size());
+  const attention_shape& shape = plan.shape();
+  const auto sel = plan.tip(c.budget, c.force);
+  fasa::cuda::batch_decoder<Elem, fasa::selector::fasa_tip, fasa::storage::split_dominant> fc(
+      shape, batch, sel, plan.storage());
+  fasa::cuda::batch_decoder<Elem, fasa::selector::fasa_tip, fasa::storage::split_offload> fm(
+      shape, batch, sel, plan.offload_storage());
+  fc.set_split_options(c.splits);
+  fm.set_split_options(c.splits);
+  // The GPU holds the slab and the working buffer only; the rest is pinned host memory.
+  const std::size_t elem = sizeof(Elem);
+  CHECK(fm.host_bytes() == static_cast<std::size_t>(batch) * shape.num_kv_heads * shape.capacity *
+                               (2 * shape.head_dim - plan.slab_width()) * elem);
+  CHECK(fm.kv_device_bytes() == static_cast<std::size_t>(batch) * shape.num_kv_heads *
+                                        shape.capacity * plan.slab_width() * elem +
+                                    static_cast<std::size_t>(batch) * fm.units() *
+                                        sel.keep(shape.capacity) * 2 * shape.head_dim * elem);
+  const std::size_t row = static_cast<std::size_t>(c.kv_heads) * c.head_dim;
+  for (int b = 0; b < batch; ++b) {
+    const auto n = static_cast<std::size_t>(c.lengths[static_cast<std::size_t>(b)]);
+    const auto k = random_rounded<Elem>(n * row, c.seed * 7919u + 2u * b, c.levels);
+    const auto v = random_rounded<Elem>(n * row, c.seed * 7919u + 2u * b + 1u, c.levels);
+    // Two writes per sequence (the second overwrites a middle part): both paths of write_tokens.
+    fc.write_tokens(b, 0, k, v);
+    fm.write_tokens(b, 0, k, v);
+    if (n >= 4) {
+      const std::span<const float> ks(k.data() + row, row * 2), vs(v.data() + row, row * 2);
+      fc.write_tokens(b, 1, vs, ks);
+      fm.write_tokens(b, 1, vs, ks);
+    }
+  }
+  fc.set_lengths(c.lengths);
+  fm.set_lengths(c.lengths);
+  const std::size_t qrow = static_cast<std::size_t>(c.q_heads) * c.head_dim;
+  device_buffer<float> q_dev, out_c(batch * qrow), out_m(batch * qrow);
+  for (unsigned step = 0; step < 3; ++step) {
+    INFO("step ", step);
+    q_dev.upload(fasa::test::random_vector(batch * qrow, c.seed * 31u + 11u + step));
+    FASA_CUDA_CHECK(cudaMemset(out_c.data(), 0xff, out_c.bytes()));
+    FASA_CUDA_CHECK(cudaMemset(out_m.data(), 0xff, out_m.bytes()));
+    fc.decode(q_dev.data(), out_c.data());
+    fm.decode(q_dev.data(), out_m.data());
+    FASA_CUDA_CHECK(cudaDeviceSynchronize());
+    for (int b = 0; b < batch; ++b)
+      for (int u = 0; u < fc.units(); ++u) CHECK(fc.selected(b, u) == fm.selected(b, u));
+    const std::vector<float> oc = out_c.download(), om = out_m.download();
+    CHECK(std::memcmp(oc.data(), om.data(), oc.size() * sizeof(float)) == 0);
+    CHECK(std::none_of(om.begin(), om.end(), [](float x) { return std::isnan(x); }));
+  }
+}
+
 int capacity_for(const gpu_case& c) {
   return *std::max_element(c.lengths.begin(), c.lengths.end()) + 3;
 }
@@ -311,6 +368,12 @@ void check_all_variants(const gpu_case& c) {
     check_variant<Elem>(c, plan.tip(c.budget, c.force), plan.storage());
   }
   SUBCASE("oracle, split_dominant") { check_variant<Elem>(c, oracle, plan.storage()); }
+  if (plan.slab_width() < c.head_dim) {
+    SUBCASE("fasa_tip, split_offload (FASA-M)") {
+      check_variant<Elem>(c, plan.tip(c.budget, c.force), plan.offload_storage());
+      check_offload_matches_fasa_c<Elem>(c, plan);
+    }
+  }
 }
 
 // ---- SparseAttention<..., backend::cuda<E>> -----------------------------------------------

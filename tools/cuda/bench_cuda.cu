@@ -13,10 +13,13 @@
 // checks their outputs against these.
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <numeric>
 #include <random>
 #include <sstream>
@@ -66,6 +69,54 @@ double copy_bandwidth_gbs(cudaStream_t s) {
     FASA_CUDA_CHECK(cudaEventRecord(ev.b, s));
     FASA_CUDA_CHECK(cudaEventSynchronize(ev.b));
     if (rep >= 2) gbs.push_back(2.0 * static_cast<double>(bytes) / (ev.ms() * 1e-3) / 1e9);
+  }
+  return median(gbs);
+}
+
+// Host-to-device copy of a large pinned buffer by the copy engine (cudaMemcpyAsync), median.
+double host_to_device_gbs(cudaStream_t s) {
+  const std::size_t bytes = std::size_t{1} << 30;
+  cuda::pinned_buffer<char> src;
+  src.allocate(bytes, "fasa-bench's host-to-device probe");
+  std::memset(src.data(), 1, bytes);
+  device_buffer<char> dst(bytes);
+  timer_events ev;
+  std::vector<double> gbs;
+  for (int rep = 0; rep < 8; ++rep) {
+    FASA_CUDA_CHECK(cudaEventRecord(ev.a, s));
+    FASA_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), bytes, cudaMemcpyHostToDevice, s));
+    FASA_CUDA_CHECK(cudaEventRecord(ev.b, s));
+    FASA_CUDA_CHECK(cudaEventSynchronize(ev.b));
+    if (rep >= 2) gbs.push_back(static_cast<double>(bytes) / (ev.ms() * 1e-3) / 1e9);
+  }
+  return median(gbs);
+}
+
+__global__ void read_mapped(const uint4* src, uint4* dst, std::size_t n) {
+  for (std::size_t i = blockIdx.x * static_cast<std::size_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::size_t>(gridDim.x) * blockDim.x)
+    dst[i] = src[i];
+}
+
+// The same bytes read by a kernel straight from mapped pinned memory (zero-copy, 16-byte loads,
+// as FASA-M's fetch reads), median.
+double zero_copy_read_gbs(cudaStream_t s, int sms) {
+  const std::size_t bytes = std::size_t{1} << 30;
+  cuda::pinned_buffer<char> src;
+  src.allocate(bytes, "fasa-bench's zero-copy probe");
+  std::memset(src.data(), 1, bytes);
+  device_buffer<char> dst(bytes);
+  timer_events ev;
+  std::vector<double> gbs;
+  for (int rep = 0; rep < 8; ++rep) {
+    FASA_CUDA_CHECK(cudaEventRecord(ev.a, s));
+    read_mapped<<<static_cast<unsigned>(sms * 8), 256, 0, s>>>(
+        reinterpret_cast<const uint4*>(src.device_data()), reinterpret_cast<uint4*>(dst.data()),
+        bytes / 16);
+    FASA_CUDA_CHECK_LAUNCH("read_mapped");
+    FASA_CUDA_CHECK(cudaEventRecord(ev.b, s));
+    FASA_CUDA_CHECK(cudaEventSynchronize(ev.b));
+    if (rep >= 2) gbs.push_back(static_cast<double>(bytes) / (ev.ms() * 1e-3) / 1e9);
   }
   return median(gbs);
 }
@@ -126,6 +177,11 @@ struct row {
   double dense_bytes, fasa_bytes, score_bytes;
   double dense_gbs, fasa_gbs;
   double prep_ms, tip_ms, filter_ms, finish_ms, fac_ms;
+  // FASA-M (--offload; 0 where not run)
+  double m_ms = 0, m_vs_c = 0, m_vs_dense = 0, bus_bytes = 0, bus_floor_ms = 0, m_fetch_ms = 0,
+         m_attend_ms = 0, m_max_diff = 0;
+  // GPU bytes of the KV cache per configuration (FASA-M: slab + working buffer), host bytes
+  double dense_kv = 0, c_kv = 0, m_kv = 0, m_host = 0;
 };
 
 template <class Elem>
@@ -141,10 +197,18 @@ int run(const cuda_bench_options& o) {
   cudaStream_t stream;
   FASA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   const double copy_gbs = copy_bandwidth_gbs(stream);
+  const double h2d_gbs = o.offload ? host_to_device_gbs(stream) : 0.0;
+  const double zc_gbs = o.offload ? zero_copy_read_gbs(stream, prop.multiProcessorCount) : 0.0;
   std::printf("# GPU: %s, %d SMs, %.1f GiB, L2 %.0f MiB; driver %d, runtime %d\n", prop.name,
               prop.multiProcessorCount, prop.totalGlobalMem / 1073741824.0,
               prop.l2CacheSize / 1048576.0, driver, runtime);
   std::printf("# device-to-device copy bandwidth (read + write): %.0f GB/s\n", copy_gbs);
+  if (o.offload)
+    std::printf(
+        "# host-to-device: %.1f GB/s by cudaMemcpyAsync from pinned memory, %.1f GB/s "
+        "read by a kernel from mapped pinned memory (zero-copy); the bus floor of a case "
+        "is its FASA-M bytes over the faster\n",
+        h2d_gbs, zc_gbs);
   std::printf("# shape: %d query heads, %d KV heads, head_dim %d, %s; N_tip %d; %d reps, median\n",
               o.heads, o.kv_heads, o.head_dim, cuda::elem_traits<Elem>::name, o.n_tip, o.reps);
   if (!o.dump_dir.empty()) std::filesystem::create_directories(o.dump_dir);
@@ -212,18 +276,44 @@ int run(const cuda_bench_options& o) {
         fasa.set_split_options(o.splits);
         fasa.set_lengths(lengths);
         fasa.fill_hashed(o.seed);
+        using fasa_m_decoder =
+            cuda::batch_decoder<Elem, selector::fasa_tip, storage::split_offload>;
+        std::unique_ptr<fasa_m_decoder> fm;
+        const double host_need = static_cast<double>(batch) * o.kv_heads * t *
+                                 (2.0 * o.head_dim - plan.slab_width()) * elem;
+        if (o.offload && host_need > o.max_host_gib * 1073741824.0)
+          std::printf(
+              "# FASA-M skipped at context %lld batch %d: its far tier needs %.1f GiB of "
+              "pinned host memory (> --max-host-gib %.0f)\n",
+              static_cast<long long>(t), batch, host_need / 1073741824.0, o.max_host_gib);
+        else if (o.offload) {
+          fm = std::make_unique<fasa_m_decoder>(
+              shape, batch, plan.tip(token_budget::tokens(max_budget)), plan.offload_storage());
+          fm->set_split_options(o.splits);
+          fm->set_lengths(lengths);
+          fm->fill_hashed(o.seed);
+        }
+        device_buffer<float> out_m(qn);
         for (std::int64_t n_fac : o.budgets) {
           fasa.set_budget(token_budget::tokens(n_fac));
           const graph fasa_graph(stream, [&] { fasa.decode(q.data(), out_fasa.data(), stream); });
-          std::vector<double> dense_ms, fasa_ms;
+          std::unique_ptr<graph> m_graph;
+          if (fm) {
+            fm->set_budget(token_budget::tokens(n_fac));
+            m_graph = std::make_unique<graph>(stream,
+                                              [&] { fm->decode(q.data(), out_m.data(), stream); });
+          }
+          std::vector<double> dense_ms, fasa_ms, m_ms;
+          const graph* graphs[3] = {&dense_graph, &fasa_graph, m_graph.get()};
+          std::vector<double>* times[3] = {&dense_ms, &fasa_ms, &m_ms};
           for (int rep = 0; rep < o.warmup + o.reps; ++rep) {
-            for (int which = 0; which < 2; ++which) {
+            for (int which = 0; which < (fm ? 3 : 2); ++which) {
               flush_l2();
               FASA_CUDA_CHECK(cudaEventRecord(ev.a, stream));
-              (which == 0 ? dense_graph : fasa_graph).replay(stream);
+              graphs[which]->replay(stream);
               FASA_CUDA_CHECK(cudaEventRecord(ev.b, stream));
               FASA_CUDA_CHECK(cudaEventSynchronize(ev.b));
-              if (rep >= o.warmup) (which == 0 ? dense_ms : fasa_ms).push_back(ev.ms());
+              if (rep >= o.warmup) times[which]->push_back(ev.ms());
             }
           }
           // Stage breakdown: eager steps with events between the stages.
@@ -243,6 +333,36 @@ int run(const cuda_bench_options& o) {
             }
           }
           for (cudaEvent_t* e : marks) cudaEventDestroy(*e);
+          // FASA-M's stages after the top-k: the fetch over the bus and the attention.
+          std::vector<double> m_fetch, m_attend;
+          double m_diff = 0;
+          if (fm) {
+            cuda::stage_events me;
+            const std::vector<cudaEvent_t*> mm = {&me.start,    &me.prepared, &me.scored,
+                                                  &me.filtered, &me.selected, &me.fetched,
+                                                  &me.done};
+            for (cudaEvent_t* e : mm) FASA_CUDA_CHECK(cudaEventCreate(e));
+            for (int rep = 0; rep < std::max(3, o.reps / 3); ++rep) {
+              flush_l2();
+              fm->decode(q.data(), out_m.data(), stream, &me);
+              FASA_CUDA_CHECK(cudaEventSynchronize(me.done));
+              float a = 0, b = 0;
+              FASA_CUDA_CHECK(cudaEventElapsedTime(&a, me.selected, me.fetched));
+              FASA_CUDA_CHECK(cudaEventElapsedTime(&b, me.fetched, me.done));
+              m_fetch.push_back(a);
+              m_attend.push_back(b);
+            }
+            for (cudaEvent_t* e : mm) cudaEventDestroy(*e);
+            // FASA-M must give FASA-C's answer (the same rows, the same arithmetic).
+            fasa.decode(q.data(), out_fasa.data(), stream);
+            FASA_CUDA_CHECK(cudaStreamSynchronize(stream));
+            const std::vector<float> oc = out_fasa.download(), om = out_m.download();
+            for (std::size_t i = 0; i < oc.size(); ++i)
+              m_diff = std::max(m_diff, static_cast<double>(std::abs(oc[i] - om[i])));
+            if (std::isnan(m_diff) ||
+                std::any_of(om.begin(), om.end(), [](float x) { return std::isnan(x); }))
+              m_diff = INFINITY;
+          }
 
           row r{};
           r.context = t;
@@ -270,6 +390,22 @@ int run(const cuda_bench_options& o) {
           r.filter_ms = median(stage[2]);
           r.finish_ms = median(stage[3]);
           r.fac_ms = median(stage[4]);
+          r.dense_kv = static_cast<double>(dense.kv_device_bytes());
+          r.c_kv = static_cast<double>(fasa.kv_device_bytes());
+          if (fm) {
+            r.m_ms = median(m_ms);
+            r.m_vs_c = r.m_ms / r.fasa_ms;
+            r.m_vs_dense = r.dense_ms / r.m_ms;
+            // Each unit's kept rows cross with their rest dims and their values.
+            r.bus_bytes = static_cast<double>(batch) * units * std::min(n_fac, t) *
+                          (2.0 * o.head_dim - plan.slab_width()) * elem;
+            r.bus_floor_ms = r.bus_bytes / (std::max(h2d_gbs, zc_gbs) * 1e9) * 1e3;
+            r.m_fetch_ms = median(m_fetch);
+            r.m_attend_ms = median(m_attend);
+            r.m_max_diff = m_diff;
+            r.m_kv = static_cast<double>(fm->kv_device_bytes());
+            r.m_host = static_cast<double>(fm->host_bytes());
+          }
           rows.push_back(r);
           std::printf(
               "ctx %6lld batch %2d %-10s N_fac %4lld | dense %8.4f ms (%4.0f GB/s, %3.0f%% of "
@@ -280,6 +416,16 @@ int run(const cuda_bench_options& o) {
               r.dense_ms, r.dense_gbs, 100 * r.dense_gbs / copy_gbs, r.fasa_ms, r.speedup,
               r.ceiling, 100 * r.speedup / r.ceiling, r.prep_ms, r.tip_ms, r.filter_ms, r.finish_ms,
               r.fac_ms);
+          if (fm)
+            std::printf(
+                "    FASA-M %8.4f ms = %.2fx FASA-C, %.2fx faster than dense | bus %.2f MB/step, "
+                "floor %.4f ms, fetch %.4f ms (%3.0f%% of the link), attend %.4f ms | max |FASA-M "
+                "- FASA-C| %.3g | GPU KV: dense %.3f GiB, FASA-C %.3f, FASA-M %.3f (%.3f of "
+                "dense) + host %.3f GiB\n",
+                r.m_ms, r.m_vs_c, r.m_vs_dense, r.bus_bytes / 1e6, r.bus_floor_ms, r.m_fetch_ms,
+                100 * r.bus_floor_ms / r.m_fetch_ms, r.m_attend_ms, r.m_max_diff,
+                r.dense_kv / 1073741824.0, r.c_kv / 1073741824.0, r.m_kv / 1073741824.0,
+                r.m_kv / r.dense_kv, r.m_host / 1073741824.0);
           std::fflush(stdout);
 
           if (!o.dump_dir.empty()) {
@@ -327,7 +473,9 @@ int run(const cuda_bench_options& o) {
     csv << "gpu,driver,runtime,copy_gbs,heads,kv_heads,head_dim,dtype,n_tip,context,batch,"
            "granularity,n_fac,slab_width,dense_ms,fasa_ms,speedup,ceiling,fraction_of_ceiling,"
            "dense_bytes,fasa_bytes,score_bytes,dense_gbs,dense_fraction_of_copy,fasa_gbs,prep_ms,"
-           "tip_ms,filter_ms,finish_ms,fac_ms\n";
+           "tip_ms,filter_ms,finish_ms,fac_ms,h2d_gbs,zero_copy_gbs,fasam_ms,fasam_vs_fasac,"
+           "dense_vs_fasam,bus_bytes,bus_floor_ms,fasam_fetch_ms,fasam_attend_ms,fasam_max_diff,"
+           "dense_kv_bytes,fasac_kv_bytes,fasam_kv_bytes,fasam_host_bytes\n";
     for (const row& r : rows)
       csv << '"' << prop.name << "\"," << driver << ',' << runtime << ',' << copy_gbs << ','
           << o.heads << ',' << o.kv_heads << ',' << o.head_dim << ','
@@ -337,7 +485,10 @@ int run(const cuda_bench_options& o) {
           << r.speedup / r.ceiling << ',' << r.dense_bytes << ',' << r.fasa_bytes << ','
           << r.score_bytes << ',' << r.dense_gbs << ',' << r.dense_gbs / copy_gbs << ','
           << r.fasa_gbs << ',' << r.prep_ms << ',' << r.tip_ms << ',' << r.filter_ms << ','
-          << r.finish_ms << ',' << r.fac_ms << '\n';
+          << r.finish_ms << ',' << r.fac_ms << ',' << h2d_gbs << ',' << zc_gbs << ',' << r.m_ms
+          << ',' << r.m_vs_c << ',' << r.m_vs_dense << ',' << r.bus_bytes << ',' << r.bus_floor_ms
+          << ',' << r.m_fetch_ms << ',' << r.m_attend_ms << ',' << r.m_max_diff << ',' << r.dense_kv
+          << ',' << r.c_kv << ',' << r.m_kv << ',' << r.m_host << '\n';
     FASA_CHECK(csv.good(), "fasa-bench: cannot write ", o.csv);
     std::printf("# wrote %s\n", o.csv.c_str());
   }

@@ -30,6 +30,8 @@ struct cuda_bench_options {
   std::string csv;             // one row per (context, batch, granularity, N_fac)
   std::string dump_dir;        // outputs and dominant dims for benchmarks/cuda/peers.py
   double max_gib = 100;        // skip cases whose caches would need more device memory
+  bool offload = false;        // also time FASA-M (far tier in pinned host memory)
+  double max_host_gib = 64;    // skip FASA-M where its far tier would pin more host memory
   cuda::split_options splits;  // of both decoders
 };
 

@@ -102,6 +102,12 @@ struct backend_impl<backend::cuda<E>> {
 
   template <KVStorage St>
   static void init(const tag&, const St&, state& s) {
+    static_assert(!std::is_same_v<St, storage::split_offload>,
+                  "backend::cuda: FASA-M's two-tier layout (storage::split_offload) runs on the "
+                  "GPU through cuda::batch_decoder<Elem, selector::fasa_tip, "
+                  "storage::split_offload>; SparseAttention on backend::cuda does not take it yet "
+                  "(its prefill and dense steps read every row); backend::cpu_offload models it "
+                  "on the CPU");
     s = state{};
   }
 

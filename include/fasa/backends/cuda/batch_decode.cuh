@@ -20,6 +20,11 @@
 //      head per unit), then merge_splits: exact attention over the kept rows, gathered from the
 //      cache, split over the token range (FASA Eq. 8; with one split per unit the attention
 //      kernel writes the output and no merge runs); dense runs step 4 alone over every token.
+// FASA-M (St = storage::split_offload): the cache's near tier (the slab) is device memory, its
+// far tier (the rest of the keys, the values) pinned host memory mapped into the GPU; after step
+// 3, fetch_rows rebuilds each unit's kept rows in a device working buffer (the far parts read
+// over the bus), and step 4 runs FASA-C's attention kernels on that buffer: the same rows, the
+// same arithmetic, so the output equals FASA-C's.
 // No memset: the histograms and counters are zeroed once and left at zero by their last user.
 // Every step is a kernel launch on the given stream with no host synchronisation, so a step can
 // be captured in a CUDA graph (see benchmarks/cuda/).
@@ -27,12 +32,15 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <span>
+#include <type_traits>
 #include <vector>
 
 #include "fasa/backends/cuda/common.cuh"
 #include "fasa/backends/cuda/kernels/attend_mma.cuh"
 #include "fasa/backends/cuda/kernels/attend_split.cuh"
+#include "fasa/backends/cuda/kernels/offload.cuh"
 #include "fasa/backends/cuda/kernels/prepare.cuh"
 #include "fasa/backends/cuda/kernels/tip_scores.cuh"
 #include "fasa/backends/cuda/kernels/tip_select.cuh"
@@ -71,10 +79,11 @@ struct shared_cache {
   std::int64_t seq_stride = 0;
 };
 
-// Optional events recorded between the stages of decode(), for benchmarks.
+// Optional events recorded between the stages of decode(), for benchmarks (`fetched`: after
+// FASA-M's fetch of the kept rows, where it is set).
 struct stage_events {
   cudaEvent_t start = nullptr, prepared = nullptr, scored = nullptr, filtered = nullptr,
-              selected = nullptr, done = nullptr;
+              selected = nullptr, done = nullptr, fetched = nullptr;
 };
 
 template <class Elem, class Sel, class St>
@@ -86,6 +95,15 @@ class batch_decoder {
   static_assert(KVStorage<St> && StreamedLayout<St>,
                 "batch_decoder: the CUDA backend streams the layouts that fasa::cuda::layout<> "
                 "describes (storage::contiguous, storage::split_dominant)");
+
+  // FASA-M: the far tier in host memory (see the file comment).
+  static constexpr bool offloaded = std::is_same_v<St, storage::split_offload>;
+  // The layout the attention kernels read: FASA-M's working buffer is a contiguous cache.
+  using attend_layout = std::conditional_t<offloaded, storage::contiguous, St>;
+  static_assert(!offloaded || Sel::kind == score_kind::dot_dim_subset,
+                "batch_decoder: FASA-M's layout (storage::split_offload) keeps only the dominant "
+                "slab on the GPU, so its selector must score on slab dims (fasa_tip); dense and "
+                "oracle_topk read every dim: use storage::split_dominant or contiguous");
 
  public:
   using elem_type = Elem;
@@ -120,9 +138,23 @@ class batch_decoder {
     sel_dev_ = device_copy(sel, sel_tables_);
     st_dev_ = layout<St>::device_copy(st, st_tables_);
     if (shared.data != nullptr) {
+      FASA_CHECK(!offloaded,
+                 "batch_decoder: a FASA-M decoder owns its two-tier cache; it cannot read "
+                 "another decoder's");
       FASA_CHECK(shared.seq_stride >= 0, "batch_decoder: a shared cache's seq_stride must be >= 0");
       cache_ptr_ = shared.data;
       seq_stride_ = shared.seq_stride;
+    } else if constexpr (offloaded) {
+      // The near tier on the device, the far tier pinned (zeroed like the device cache).
+      far_stride_ = st.far_elements();
+      far_.allocate(static_cast<std::size_t>(batch) * static_cast<std::size_t>(far_stride_),
+                    "batch_decoder (FASA-M): the far tier (key dims outside the slab and all "
+                    "values) of every sequence");
+      std::memset(far_.data(), 0, far_.bytes());
+      cache_.resize(static_cast<std::size_t>(batch) * static_cast<std::size_t>(st.near_elements()));
+      FASA_CUDA_CHECK(cudaMemset(cache_.data(), 0, cache_.bytes()));
+      cache_ptr_ = cache_.data();
+      seq_stride_ = st.near_elements();
     } else {
       cache_.resize(static_cast<std::size_t>(batch) * static_cast<std::size_t>(seq_elements()));
       FASA_CUDA_CHECK(cudaMemset(cache_.data(), 0, cache_.bytes()));
@@ -182,6 +214,17 @@ class batch_decoder {
         }
         if (in_first) score_width_ = layout<St>::first_width(st);
       }
+      if constexpr (offloaded) {
+        FASA_CHECK(score_width_ == layout<St>::first_width(st),
+                   "batch_decoder (FASA-M): the selector scores dims outside the slab, which "
+                   "lives alone on the GPU; build the selector and the storage from one "
+                   "dominant_plan");
+        work_shape_ = attention_shape{shape.num_q_heads, units_, shape.head_dim, kcap_};
+        work_st_ = storage::contiguous{units_, shape.head_dim, kcap_};
+        work_stride_ = work_st_.buffer_elements();
+        work_.resize(b * static_cast<std::size_t>(work_stride_));
+        keep_dev_.resize(b);
+      }
       // Bulk copies need sm_90, each KV head's scored rows back to back (row pitch = the
       // scored width) and 16-byte aligned starts.
       int major = 0;
@@ -214,8 +257,13 @@ class batch_decoder {
   std::size_t device_bytes() const {
     return cache_.bytes() + q_att_.bytes() + q_tip_.bytes() + scores_.bytes() + cand_.bytes() +
            idx_.bytes() + part_o_.bytes() + part_lse_.bytes() + hist_.bytes() + done_.bytes() +
-           score_mask_.bytes();
+           score_mask_.bytes() + work_.bytes() + keep_dev_.bytes();
   }
+  // Device bytes of the KV cache: the cache (for FASA-M its near tier) and FASA-M's working
+  // buffer of kept rows.
+  std::size_t kv_device_bytes() const { return cache_.bytes() + work_.bytes(); }
+  // Pinned host bytes of FASA-M's far tier (0 for the other layouts).
+  std::size_t host_bytes() const { return far_.bytes(); }
 
   // Writes count tokens of sequence b at positions t0 .. t0+count-1 (host fp32, keys rotated).
   // k_rot, v: [count, num_kv_heads, head_dim].
@@ -234,6 +282,10 @@ class batch_decoder {
     const std::int64_t count = static_cast<std::int64_t>(k_rot.size()) / row;
     FASA_CHECK(t0 >= 0 && t0 + count <= shape_.capacity, "batch_decoder::write_tokens: tokens ", t0,
                " .. ", t0 + count - 1, " do not fit the capacity ", shape_.capacity);
+    if constexpr (offloaded) {
+      write_tiers(b, t0, count, k_rot, v);
+      return;
+    }
     device_buffer<float> k_dev, v_dev;
     k_dev.upload(std::vector<float>(k_rot.begin(), k_rot.end()));
     v_dev.upload(std::vector<float>(v.begin(), v.end()));
@@ -257,6 +309,7 @@ class batch_decoder {
     max_len_ = *std::max_element(lengths_.begin(), lengths_.end());
     FASA_CUDA_CHECK(cudaMemcpy(lengths_dev_.data(), lengths_.data(), lengths_.size() * sizeof(int),
                                cudaMemcpyHostToDevice));
+    upload_keep();
     plan_splits();
   }
   std::span<const int> lengths() const { return lengths_; }
@@ -268,6 +321,13 @@ class batch_decoder {
     const dim3 grid(static_cast<unsigned>(
                         std::min<std::int64_t>((max_len_ * shape_.head_dim + 255) / 256, 2048)),
                     static_cast<unsigned>(shape_.num_kv_heads), static_cast<unsigned>(batch_));
+    if constexpr (offloaded) {
+      kernels::fill_hashed_tiers<Elem>
+          <<<grid, 256>>>(st_dev_, tiers(), lengths_dev_.data(), batch_, seed);
+      FASA_CUDA_CHECK_LAUNCH("fill_hashed_tiers");
+      FASA_CUDA_CHECK(cudaDeviceSynchronize());
+      return;
+    }
     kernels::fill_hashed<Elem>
         <<<grid, 256>>>(st_dev_, cache_.data(), seq_elements(), lengths_dev_.data(), batch_, seed);
     FASA_CUDA_CHECK_LAUNCH("fill_hashed");
@@ -424,24 +484,29 @@ class batch_decoder {
       a.budget = k.budget;
       a.unit_is_query_head = g == selection_granularity::query_head;
     }
-    const int units = a.unit_is_query_head ? shape_.num_q_heads : shape_.num_kv_heads;
     // One split per unit: the attention kernel writes the output itself, no merge.
     const bool direct = max_splits_ == 1;
     a.out = direct ? out : nullptr;
-    const dim3 grid(static_cast<unsigned>(max_splits_), static_cast<unsigned>(units),
-                    static_cast<unsigned>(batch_));
-    with_attention_kernel(a.unit_is_query_head, [&](auto kernel, int threads, int smem) {
-      launch_kernel(kernel, grid, static_cast<unsigned>(threads), static_cast<std::size_t>(smem),
-                    stream, st_dev_, cache_ptr_, seq_stride_, a);
-    });
-    FASA_CUDA_CHECK_LAUNCH("attend_split");
-    if (!direct) {
-      launch_kernel(kernels::merge_splits,
-                    dim3(static_cast<unsigned>(shape_.num_q_heads), static_cast<unsigned>(batch_)),
-                    static_cast<unsigned>(d), 0, stream, a, out);
-      FASA_CUDA_CHECK_LAUNCH("merge_splits");
+    if constexpr (offloaded) {
+      fetch_and_attend(a, out, direct, stream, ev);
+    } else {
+      const int units = a.unit_is_query_head ? shape_.num_q_heads : shape_.num_kv_heads;
+      const dim3 grid(static_cast<unsigned>(max_splits_), static_cast<unsigned>(units),
+                      static_cast<unsigned>(batch_));
+      with_attention_kernel(a.unit_is_query_head, [&](auto kernel, int threads, int smem) {
+        launch_kernel(kernel, grid, static_cast<unsigned>(threads), static_cast<std::size_t>(smem),
+                      stream, st_dev_, cache_ptr_, seq_stride_, a);
+      });
+      FASA_CUDA_CHECK_LAUNCH("attend_split");
+      if (!direct) {
+        launch_kernel(
+            kernels::merge_splits,
+            dim3(static_cast<unsigned>(shape_.num_q_heads), static_cast<unsigned>(batch_)),
+            static_cast<unsigned>(d), 0, stream, a, out);
+        FASA_CUDA_CHECK_LAUNCH("merge_splits");
+      }
+      if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->done, stream));
     }
-    if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->done, stream));
   }
 
   // Launches one of a step's kernels on `stream`, with programmatic dependent launch where
@@ -523,7 +588,10 @@ class batch_decoder {
                " this decoder was built for");
     sel_.budget = budget;
     sel_dev_.budget = budget;
-    if (max_len_ > 0) plan_splits();
+    if (max_len_ > 0) {
+      upload_keep();
+      plan_splits();
+    }
   }
 
   // How the attention stage splits each unit's tokens (benchmarks sweep it).
@@ -620,6 +688,105 @@ class batch_decoder {
   int max_splits() const { return max_splits_; }
 
  private:
+  // FASA-M: the two tiers as the kernels address them.
+  kernels::tiers<Elem> tiers() {
+    return {cache_.data(), seq_stride_, far_.device_data(), far_stride_, near_elements()};
+  }
+  std::int64_t near_elements() const { return storage::near_elements(st_); }
+
+  // FASA-M: tokens t0 .. t0+count-1 of sequence b converted on the host; the slab rows go to
+  // the device (one copy per KV head: its rows are contiguous), the rest and the values are
+  // written straight into the pinned far tier.
+  void write_tiers(int b, std::int64_t t0, std::int64_t count, std::span<const float> k_rot,
+                   std::span<const float> v) {
+    if constexpr (offloaded) {
+      FASA_CUDA_CHECK(cudaDeviceSynchronize());  // no kernel may still read the far tier
+      const int d = shape_.head_dim, heads = shape_.num_kv_heads, sw = st_.slab_width;
+      std::vector<Elem> slab(static_cast<std::size_t>(heads * count * sw));
+      Elem* far = far_.data() + b * far_stride_;
+      for (std::int64_t i = 0; i < count; ++i)
+        for (int h = 0; h < heads; ++h)
+          for (int dim = 0; dim < d; ++dim) {
+            const std::size_t in = static_cast<std::size_t>((i * heads + h) * d + dim);
+            const std::int64_t t = t0 + i;
+            const int j = st_.slot_of(h, dim);
+            const Elem key = elem_traits<Elem>::from_float(k_rot[in]);
+            if (j < sw)
+              slab[static_cast<std::size_t>((h * count + i) * sw + j)] = key;
+            else
+              far[st_.far_offset(st_.key_index(h, t, dim))] = key;
+            far[st_.far_offset(st_.value_index(h, t, dim))] = elem_traits<Elem>::from_float(v[in]);
+          }
+      for (int h = 0; h < heads; ++h)
+        FASA_CUDA_CHECK(cudaMemcpy(cache_.data() + b * seq_stride_ + st_.slab_row(h, t0),
+                                   slab.data() + static_cast<std::size_t>(h * count * sw),
+                                   static_cast<std::size_t>(count * sw) * sizeof(Elem),
+                                   cudaMemcpyHostToDevice));
+    }
+  }
+
+  // FASA-M: rows kept per unit of each sequence, for the fetch and the attention over them.
+  void upload_keep() {
+    if constexpr (offloaded) {
+      std::vector<int> keep(lengths_.size());
+      for (std::size_t b = 0; b < keep.size(); ++b)
+        keep[b] = static_cast<int>(sel_.keep(lengths_[b]));
+      FASA_CUDA_CHECK(cudaMemcpy(keep_dev_.data(), keep.data(), keep.size() * sizeof(int),
+                                 cudaMemcpyHostToDevice));
+    }
+  }
+
+  // FASA-M's step 4: the kept rows rebuilt in the working buffer (far parts over the bus), then
+  // the attention kernels FASA-C runs, on that buffer as a contiguous cache of kcap rows per
+  // unit, with FASA-C's split plan: the same kernel body, rows and order, so the same output.
+  void fetch_and_attend(const kernels::attend_args& a, float* out, bool direct, cudaStream_t stream,
+                        const stage_events* ev) {
+    if constexpr (offloaded) {
+      kernels::fetch_args f{};
+      f.idx = idx_.data();
+      f.idx_stride = kcap_;
+      f.keep = keep_dev_.data();
+      f.units = units_;
+      f.group = shape_.group_size();
+      f.unit_is_query_head = sel_.granularity() == selection_granularity::query_head;
+      f.kcap = kcap_;
+      f.work_stride = work_stride_;
+      const std::int64_t items = sel_.keep(max_len_) * 2 * (shape_.head_dim / vec);
+      const dim3 fetch_grid(static_cast<unsigned>(std::max<std::int64_t>(1, (items + 255) / 256)),
+                            static_cast<unsigned>(units_), static_cast<unsigned>(batch_));
+      with_head_dim([&](auto dim) {
+        constexpr int D = decltype(dim)::value;
+        launch_kernel(kernels::fetch_rows<Elem, D>, fetch_grid, 256, 0, stream, st_dev_, tiers(),
+                      work_.data(), f);
+      });
+      FASA_CUDA_CHECK_LAUNCH("fetch_rows");
+      if (ev && ev->fetched) FASA_CUDA_CHECK(cudaEventRecord(ev->fetched, stream));
+      kernels::attend_args w = a;
+      w.shape = work_shape_;
+      w.gather = false;
+      w.idx = nullptr;
+      w.lengths = keep_dev_.data();
+      w.budget = token_budget::all();
+      w.unit_is_query_head = false;
+      const dim3 grid(static_cast<unsigned>(max_splits_), static_cast<unsigned>(units_),
+                      static_cast<unsigned>(batch_));
+      with_attention_kernel<storage::contiguous>(a.unit_is_query_head, [&](auto kernel, int threads,
+                                                                           int smem) {
+        launch_kernel(kernel, grid, static_cast<unsigned>(threads), static_cast<std::size_t>(smem),
+                      stream, work_st_, work_.data(), work_stride_, w);
+      });
+      FASA_CUDA_CHECK_LAUNCH("attend_split (FASA-M)");
+      if (!direct) {
+        launch_kernel(
+            kernels::merge_splits,
+            dim3(static_cast<unsigned>(shape_.num_q_heads), static_cast<unsigned>(batch_)),
+            static_cast<unsigned>(shape_.head_dim), 0, stream, w, out);
+        FASA_CUDA_CHECK_LAUNCH("merge_splits");
+      }
+      if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->done, stream));
+    }
+  }
+
   static token_budget budget_of(const Sel& s) {
     if constexpr (requires { s.budget; })
       return s.budget;
@@ -702,7 +869,7 @@ class batch_decoder {
   // Runs f(kernel, threads, dynamic shared memory) with the attention kernel that serves units
   // of one query head (per_query) or of a KV head's group: tensor cores when several query heads
   // share each row (attend_mma.cuh), else the CUDA-core kernel.
-  template <class F>
+  template <class L = St, class F>
   void with_attention_kernel(bool per_query, F&& f) const {
     const int per_unit = per_query ? 1 : shape_.group_size();
     if constexpr (sizeof(Elem) == 2) {  // the tensor-core path takes 16-bit elements
@@ -710,7 +877,7 @@ class batch_decoder {
         with_head_dim([&](auto dim) {
           constexpr int D = decltype(dim)::value;
           constexpr int smem = kernels::mma_smem_bytes<Elem, D>();
-          const auto kernel = kernels::attend_split_mma<Elem, St, D>;
+          const auto kernel = kernels::attend_split_mma<Elem, L, D>;
           static const bool configured = [&] {  // once per instantiation: > 48 KB of shared memory
             FASA_CUDA_CHECK(
                 cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
@@ -726,7 +893,7 @@ class batch_decoder {
       with_head_dim([&](auto dim) {
         constexpr int D = decltype(dim)::value, QMAX = decltype(qmax)::value;
         constexpr int smem = kernels::attend_smem_bytes<Elem, D, QMAX>();
-        const auto kernel = kernels::attend_split<Elem, St, D, QMAX>;
+        const auto kernel = kernels::attend_split<Elem, L, D, QMAX>;
         static const bool configured = [&] {
           FASA_CUDA_CHECK(
               cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
@@ -750,7 +917,7 @@ class batch_decoder {
       per_query = sel_.granularity() == selection_granularity::query_head;
     }
     int per_sm = 0;
-    with_attention_kernel(per_query, [&](auto kernel, int threads, int smem) {
+    with_attention_kernel<attend_layout>(per_query, [&](auto kernel, int threads, int smem) {
       FASA_CUDA_CHECK(
           cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
     });
@@ -799,6 +966,14 @@ class batch_decoder {
   device_buffer<unsigned> done_;     // TIP's finished blocks [batch, kv_heads]
   device_buffer<float> score_mask_;  // [units, head_dim]
   int sms_ = 0;
+  // FASA-M: the far tier, the working buffer of kept rows and its view as a contiguous cache.
+  pinned_buffer<Elem> far_;
+  std::int64_t far_stride_ = 0;
+  device_buffer<Elem> work_;
+  std::int64_t work_stride_ = 0;
+  attention_shape work_shape_{};
+  storage::contiguous work_st_{};
+  device_buffer<int> keep_dev_;
 };
 
 }  // namespace fasa::cuda

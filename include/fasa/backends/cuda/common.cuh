@@ -16,6 +16,8 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <unistd.h>
+
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -26,6 +28,7 @@
 #include "fasa/core/error.hpp"
 #include "fasa/policies/storage/contiguous.hpp"
 #include "fasa/policies/storage/split_dominant.hpp"
+#include "fasa/policies/storage/split_offload.hpp"
 
 namespace fasa::cuda {
 
@@ -99,6 +102,60 @@ class device_buffer {
     size_ = 0;
   }
   T* ptr_ = nullptr;
+  std::size_t size_ = 0;
+};
+
+// An owning array in pinned host memory mapped into the GPU's address space (cudaHostAlloc,
+// mapped and portable): the host writes it directly, kernels read it over the bus through
+// device_data(). A request beyond the machine's memory, or one the driver cannot pin, is an
+// error naming the size and the purpose before any work starts.
+template <class T>
+class pinned_buffer {
+ public:
+  pinned_buffer() = default;
+  ~pinned_buffer() { release(); }
+  pinned_buffer(const pinned_buffer&) = delete;
+  pinned_buffer& operator=(const pinned_buffer&) = delete;
+
+  void allocate(std::size_t n, const char* purpose) {
+    release();
+    if (n == 0) return;
+    const double gib = static_cast<double>(n * sizeof(T)) / 1073741824.0;
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    if (pages > 0 && page > 0) {
+      const double have = static_cast<double>(pages) * static_cast<double>(page) / 1073741824.0;
+      FASA_CHECK(gib <= 0.9 * have, purpose, " needs ", gib,
+                 " GiB of pinned host memory; this "
+                 "machine has ",
+                 have,
+                 " GiB in all (at most 90 % of it can be pinned): use a "
+                 "smaller batch or capacity");
+    }
+    const cudaError_t e = cudaHostAlloc(reinterpret_cast<void**>(&ptr_), n * sizeof(T),
+                                        cudaHostAllocMapped | cudaHostAllocPortable);
+    if (e != cudaSuccess) {
+      ptr_ = nullptr;
+      (void)cudaGetLastError();
+      FASA_CHECK(false, purpose, ": could not pin ", gib, " GiB of host memory (",
+                 cudaGetErrorName(e), ": ", cudaGetErrorString(e),
+                 "); use a smaller batch or capacity, or raise the locked-memory limit");
+    }
+    FASA_CUDA_CHECK(cudaHostGetDevicePointer(reinterpret_cast<void**>(&dev_), ptr_, 0));
+    size_ = n;
+  }
+  T* data() { return ptr_; }
+  T* device_data() { return dev_; }
+  std::size_t size() const { return size_; }
+  std::size_t bytes() const { return size_ * sizeof(T); }
+
+ private:
+  void release() noexcept {
+    if (ptr_ != nullptr) cudaFreeHost(ptr_);
+    ptr_ = dev_ = nullptr;
+    size_ = 0;
+  }
+  T* ptr_ = nullptr;
+  T* dev_ = nullptr;
   std::size_t size_ = 0;
 };
 
@@ -366,6 +423,16 @@ struct layout<storage::split_dominant> {
     d.perm = tables.data();
     d.slot = tables.data() + n;
     return d;
+  }
+};
+
+// FASA-M's layout streams as split_dominant's: TIP reads the slab (the near tier); the rest and
+// the values are far (host memory) and reach the attention kernels through fetch_rows.
+template <>
+struct layout<storage::split_offload> : layout<storage::split_dominant> {
+  using St = storage::split_offload;
+  static St device_copy(const St& s, device_buffer<std::int32_t>& tables) {
+    return St::of(layout<storage::split_dominant>::device_copy(s, tables));
   }
 };
 

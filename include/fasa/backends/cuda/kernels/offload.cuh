@@ -1,0 +1,107 @@
+// SPDX-FileCopyrightText: 2026 The fasa authors
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+
+// FASA-M's kernels (storage::split_offload on the GPU): the far tier (the rest of the keys and
+// all values) lives in pinned host memory mapped into the GPU's address space, the near tier
+// (the dominant-dim slab) in device memory.
+//  - fetch_rows: after the top-k, each unit's kept rows are rebuilt in a device working buffer:
+//    the slab part from device memory, the rest and the values read straight from host memory
+//    over the bus (zero-copy: one 16-byte load per lane, a warp per row, enough rows in flight to
+//    keep the link busy). The buffer is a contiguous cache of `kcap` rows per unit, keys in the
+//    KV head's storage order (as the queries are permuted), so FASA-C's attention kernels run on
+//    it unchanged, with the same arithmetic.
+//  - fill_hashed_tiers: fill_hashed's values written into the two tiers.
+
+#include <cstdint>
+
+#include "fasa/backends/cuda/common.cuh"
+#include "fasa/backends/cuda/kernels/prepare.cuh"
+#include "fasa/policies/storage/split_offload.hpp"
+
+namespace fasa::cuda::kernels {
+
+// The two tiers of a batch's caches. Sequence b's near tier starts at near + b * near_stride,
+// its far tier (a device-usable pointer into mapped host memory) at far + b * far_stride; an
+// element index i of the layout is near when i < near_elements, else far at i - near_elements.
+template <class Elem>
+struct tiers {
+  Elem* near = nullptr;
+  std::int64_t near_stride = 0;
+  Elem* far = nullptr;
+  std::int64_t far_stride = 0;
+  std::int64_t near_elements = 0;
+  __host__ __device__ Elem* at(int b, std::int64_t index) const {
+    return index < near_elements ? near + b * near_stride + index
+                                 : far + b * far_stride + (index - near_elements);
+  }
+};
+
+struct fetch_args {
+  const std::int32_t* idx;  // [batch, units, idx_stride]: the kept tokens of each unit
+  std::int64_t idx_stride;
+  const int* keep;           // [batch]: rows kept per unit
+  int units;                 // selection units (query heads or KV heads)
+  int group;                 // query heads per KV head
+  bool unit_is_query_head;   // units are query heads (else KV heads)
+  std::int64_t kcap;         // rows per unit in the working buffer
+  std::int64_t work_stride;  // elements per sequence in the working buffer
+};
+
+// grid: (x, units, batch); block: any multiple of 32 (256). Working buffer of sequence b: keys
+// [units, kcap, D] in storage order, then values [units, kcap, D].
+template <class Elem, int D>
+__global__ void fetch_rows(storage::split_offload st, tiers<Elem> tier, Elem* work, fetch_args f) {
+  grid_dependency_sync();                         // programmatic dependent launch (common.cuh)
+  constexpr int V = vec_elems<Elem>, KV = D / V;  // 16-byte vectors per key (and value) row
+  const int u = blockIdx.y, b = blockIdx.z;
+  const int kv = f.unit_is_query_head ? u / f.group : u;
+  const std::int64_t rows = f.keep[b];
+  const std::int32_t* list = f.idx + (static_cast<std::int64_t>(b) * f.units + u) * f.idx_stride;
+  const int fw = st.slab_width;
+  Elem* wk = work + b * f.work_stride + static_cast<std::int64_t>(u) * f.kcap * D;
+  Elem* wv = wk + static_cast<std::int64_t>(f.units) * f.kcap * D;
+  const std::int64_t items = rows * 2 * KV;
+  for (std::int64_t item = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+       item < items; item += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t i = item / (2 * KV);
+    const int c = static_cast<int>(item % (2 * KV));
+    const std::int64_t t = list[i];
+    const Elem* src;
+    Elem* dst;
+    if (c < KV) {
+      const int col = c * V;
+      src = col < fw ? tier.at(b, st.slab_row(kv, t) + col)
+                     : tier.at(b, st.rest_row(kv, t) + (col - fw));
+      dst = wk + i * D + col;
+    } else {
+      const int col = (c - KV) * V;
+      src = tier.at(b, st.value_row(kv, t) + col);
+      dst = wv + i * D + col;
+    }
+    *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+  }
+}
+
+// fill_hashed (prepare.cuh) into two tiers: the same value at every element.
+template <class Elem>
+__global__ void fill_hashed_tiers(storage::split_offload st, tiers<Elem> tier, const int* lengths,
+                                  int batch, std::uint32_t seed) {
+  const int b = blockIdx.z, h = blockIdx.y, d = st.head_dim();
+  const std::int64_t n = static_cast<std::int64_t>(lengths[b]) * d;
+  const int heads = st.num_kv_heads();
+  const std::uint32_t kp = hashed_plane(hashed_tensor::key, b, h, batch, heads);
+  const std::uint32_t vp = hashed_plane(hashed_tensor::value, b, h, batch, heads);
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t t = i / d;
+    const int dim = static_cast<int>(i % d);
+    const auto idx = static_cast<std::uint32_t>(i);
+    *tier.at(b, st.key_index(h, t, dim)) =
+        elem_traits<Elem>::from_float(hashed_uniform(seed, kp, idx));
+    *tier.at(b, st.value_index(h, t, dim)) =
+        elem_traits<Elem>::from_float(hashed_uniform(seed, vp, idx));
+  }
+}
+
+}  // namespace fasa::cuda::kernels
