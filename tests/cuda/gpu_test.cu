@@ -338,6 +338,10 @@ void check_offload_matches_fasa_c(const gpu_case& c, const fasa::dominant_plan& 
     for (int b = 0; b < batch; ++b)
       for (int u = 0; u < fc.units(); ++u) CHECK(fc.selected(b, u) == fm.selected(b, u));
     const std::vector<float> oc = out_c.download(), om = out_m.download();
+    double diff = 0;
+    for (std::size_t i = 0; i < oc.size(); ++i)
+      diff = std::max(diff, static_cast<double>(std::abs(oc[i] - om[i])));
+    INFO("largest |FASA-M - FASA-C| ", diff);
     CHECK(std::memcmp(oc.data(), om.data(), oc.size() * sizeof(float)) == 0);
     CHECK(std::none_of(om.begin(), om.end(), [](float x) { return std::isnan(x); }));
   }

@@ -98,8 +98,9 @@ class batch_decoder {
 
   // FASA-M: the far tier in host memory (see the file comment).
   static constexpr bool offloaded = std::is_same_v<St, storage::split_offload>;
-  // The layout the attention kernels read: FASA-M's working buffer is a contiguous cache.
-  using attend_layout = std::conditional_t<offloaded, storage::contiguous, St>;
+  // The layout the attention kernels read: FASA-M's working buffer is laid out as FASA-C's
+  // cache, so both run the same kernel instantiations and split plans.
+  using attend_layout = std::conditional_t<offloaded, storage::split_dominant, St>;
   static_assert(!offloaded || Sel::kind == score_kind::dot_dim_subset,
                 "batch_decoder: FASA-M's layout (storage::split_offload) keeps only the dominant "
                 "slab on the GPU, so its selector must score on slab dims (fasa_tip); dense and "
@@ -220,7 +221,9 @@ class batch_decoder {
                    "lives alone on the GPU; build the selector and the storage from one "
                    "dominant_plan");
         work_shape_ = attention_shape{shape.num_q_heads, units_, shape.head_dim, kcap_};
-        work_st_ = storage::contiguous{units_, shape.head_dim, kcap_};
+        work_st_ = st_dev_;  // the tables are its; the kernels of step 4 read none of them
+        work_st_.kv_heads = units_;
+        work_st_.cap = kcap_;
         work_stride_ = work_st_.buffer_elements();
         work_.resize(b * static_cast<std::size_t>(work_stride_));
         keep_dev_.resize(b);
@@ -737,8 +740,9 @@ class batch_decoder {
   }
 
   // FASA-M's step 4: the kept rows rebuilt in the working buffer (far parts over the bus), then
-  // the attention kernels FASA-C runs, on that buffer as a contiguous cache of kcap rows per
-  // unit, with FASA-C's split plan: the same kernel body, rows and order, so the same output.
+  // the attention kernel FASA-C runs, on that buffer (laid out as FASA-C's cache with kcap rows
+  // per unit) with FASA-C's split plan: the same instantiation, rows and order, so the same
+  // output.
   void fetch_and_attend(const kernels::attend_args& a, float* out, bool direct, cudaStream_t stream,
                         const stage_events* ev) {
     if constexpr (offloaded) {
@@ -749,7 +753,6 @@ class batch_decoder {
       f.units = units_;
       f.group = shape_.group_size();
       f.unit_is_query_head = sel_.granularity() == selection_granularity::query_head;
-      f.kcap = kcap_;
       f.work_stride = work_stride_;
       const std::int64_t items = sel_.keep(max_len_) * 2 * (shape_.head_dim / vec);
       const dim3 fetch_grid(static_cast<unsigned>(std::max<std::int64_t>(1, (items + 255) / 256)),
@@ -757,7 +760,7 @@ class batch_decoder {
       with_head_dim([&](auto dim) {
         constexpr int D = decltype(dim)::value;
         launch_kernel(kernels::fetch_rows<Elem, D>, fetch_grid, 256, 0, stream, st_dev_, tiers(),
-                      work_.data(), f);
+                      work_st_, work_.data(), f);
       });
       FASA_CUDA_CHECK_LAUNCH("fetch_rows");
       if (ev && ev->fetched) FASA_CUDA_CHECK(cudaEventRecord(ev->fetched, stream));
@@ -770,8 +773,8 @@ class batch_decoder {
       w.unit_is_query_head = false;
       const dim3 grid(static_cast<unsigned>(max_splits_), static_cast<unsigned>(units_),
                       static_cast<unsigned>(batch_));
-      with_attention_kernel<storage::contiguous>(a.unit_is_query_head, [&](auto kernel, int threads,
-                                                                           int smem) {
+      with_attention_kernel<attend_layout>(a.unit_is_query_head, [&](auto kernel, int threads,
+                                                                     int smem) {
         launch_kernel(kernel, grid, static_cast<unsigned>(threads), static_cast<std::size_t>(smem),
                       stream, work_st_, work_.data(), work_stride_, w);
       });
@@ -972,7 +975,7 @@ class batch_decoder {
   device_buffer<Elem> work_;
   std::int64_t work_stride_ = 0;
   attention_shape work_shape_{};
-  storage::contiguous work_st_{};
+  storage::split_dominant work_st_{};
   device_buffer<int> keep_dev_;
 };
 

@@ -8,9 +8,9 @@
 //  - fetch_rows: after the top-k, each unit's kept rows are rebuilt in a device working buffer:
 //    the slab part from device memory, the rest and the values read straight from host memory
 //    over the bus (zero-copy: one 16-byte load per lane, a warp per row, enough rows in flight to
-//    keep the link busy). The buffer is a contiguous cache of `kcap` rows per unit, keys in the
-//    KV head's storage order (as the queries are permuted), so FASA-C's attention kernels run on
-//    it unchanged, with the same arithmetic.
+//    keep the link busy). The buffer is laid out as a split_dominant cache of `kcap` rows per
+//    unit (one "KV head" per unit, the same slab width), so FASA-C's own attention kernel
+//    instantiations run on it unchanged, with the same arithmetic.
 //  - fill_hashed_tiers: fill_hashed's values written into the two tiers.
 
 #include <cstdint>
@@ -44,14 +44,15 @@ struct fetch_args {
   int units;                 // selection units (query heads or KV heads)
   int group;                 // query heads per KV head
   bool unit_is_query_head;   // units are query heads (else KV heads)
-  std::int64_t kcap;         // rows per unit in the working buffer
   std::int64_t work_stride;  // elements per sequence in the working buffer
 };
 
-// grid: (x, units, batch); block: any multiple of 32 (256). Working buffer of sequence b: keys
-// [units, kcap, D] in storage order, then values [units, kcap, D].
+// grid: (x, units, batch); block: any multiple of 32 (256). The working buffer of sequence b is
+// laid out by `ws`: split_dominant with one "KV head" per unit, kcap rows and st's slab width;
+// row i of unit u is the unit's i-th kept token.
 template <class Elem, int D>
-__global__ void fetch_rows(storage::split_offload st, tiers<Elem> tier, Elem* work, fetch_args f) {
+__global__ void fetch_rows(storage::split_offload st, tiers<Elem> tier, storage::split_dominant ws,
+                           Elem* work, fetch_args f) {
   grid_dependency_sync();                         // programmatic dependent launch (common.cuh)
   constexpr int V = vec_elems<Elem>, KV = D / V;  // 16-byte vectors per key (and value) row
   const int u = blockIdx.y, b = blockIdx.z;
@@ -59,8 +60,7 @@ __global__ void fetch_rows(storage::split_offload st, tiers<Elem> tier, Elem* wo
   const std::int64_t rows = f.keep[b];
   const std::int32_t* list = f.idx + (static_cast<std::int64_t>(b) * f.units + u) * f.idx_stride;
   const int fw = st.slab_width;
-  Elem* wk = work + b * f.work_stride + static_cast<std::int64_t>(u) * f.kcap * D;
-  Elem* wv = wk + static_cast<std::int64_t>(f.units) * f.kcap * D;
+  Elem* wb = work + b * f.work_stride;
   const std::int64_t items = rows * 2 * KV;
   for (std::int64_t item = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
        item < items; item += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
@@ -69,15 +69,16 @@ __global__ void fetch_rows(storage::split_offload st, tiers<Elem> tier, Elem* wo
     const std::int64_t t = list[i];
     const Elem* src;
     Elem* dst;
-    if (c < KV) {
-      const int col = c * V;
-      src = col < fw ? tier.at(b, st.slab_row(kv, t) + col)
-                     : tier.at(b, st.rest_row(kv, t) + (col - fw));
-      dst = wk + i * D + col;
-    } else {
+    if (c >= KV) {  // a value vector
       const int col = (c - KV) * V;
       src = tier.at(b, st.value_row(kv, t) + col);
-      dst = wv + i * D + col;
+      dst = wb + ws.value_row(u, i) + col;
+    } else if (c * V < fw) {  // a slab vector (device memory)
+      src = tier.at(b, st.slab_row(kv, t) + c * V);
+      dst = wb + ws.slab_row(u, i) + c * V;
+    } else {  // a rest vector (host memory)
+      src = tier.at(b, st.rest_row(kv, t) + (c * V - fw));
+      dst = wb + ws.rest_row(u, i) + (c * V - fw);
     }
     *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
   }
