@@ -440,6 +440,7 @@ struct cuda_options_cli {
   std::string dump_dir;
   double max_gib = 100;
   bool offload = false;
+  bool offload_huge_pages = false;
   double max_host_gib = 64;
   fasa::cuda::split_options splits;
 };
@@ -479,6 +480,7 @@ int run_cuda(const options& o, const fasa::tools::cuda_options_cli& c, bool budg
   g.dump_dir = c.dump_dir;
   g.max_gib = c.max_gib;
   g.offload = c.offload;
+  g.offload_huge_pages = c.offload_huge_pages;
   g.max_host_gib = c.max_host_gib;
   g.splits = c.splits;
   try {
@@ -578,6 +580,9 @@ int main(int argc, char** argv) {
                "the values in pinned host memory, the kept rows fetched over the bus each step) "
                "in the same run and rows; prints the measured host-to-device bandwidth and each "
                "case's bus floor");
+  app.add_flag("--offload-huge-pages", cuda_only.offload_huge_pages,
+               "--backend cuda --offload: FASA-M's far tier in 2 MiB transparent huge pages "
+               "pinned with cudaHostRegister instead of cudaHostAlloc");
   app.add_option("--max-host-gib", cuda_only.max_host_gib,
                  "--backend cuda --offload: skip FASA-M where its far tier needs more pinned host "
                  "memory than this")

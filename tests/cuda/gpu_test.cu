@@ -287,8 +287,11 @@ void check_variant(const gpu_case& c, const Sel& sel, const St& st) {
 }
 
 // FASA-M (split_offload: the slab on the device, the rest and the values in mapped host memory)
-// against FASA-C on the same tokens and queries: the same selections and, bit for bit, the same
-// outputs (the attention runs FASA-C's kernel over the fetched rows in the same order).
+// against FASA-C on the same tokens and queries: the same selections, and the same outputs up to
+// the order of the summed rows (the top-k hands out output places by atomics, so the kept rows
+// reach the attention in an order that varies from run to run, for FASA-C against itself too;
+// FASA-M runs FASA-C's kernel instantiation on them): within 1e-3 + 1e-3 |x|, ten times tighter
+// than the bf16 tolerance against the reference.
 template <class Elem>
 void check_offload_matches_fasa_c(const gpu_case& c, const fasa::dominant_plan& plan) {
   INFO(describe(c), " elem=", elem_traits<Elem>::name, " (FASA-M against FASA-C)");
@@ -342,7 +345,7 @@ void check_offload_matches_fasa_c(const gpu_case& c, const fasa::dominant_plan& 
     for (std::size_t i = 0; i < oc.size(); ++i)
       diff = std::max(diff, static_cast<double>(std::abs(oc[i] - om[i])));
     INFO("largest |FASA-M - FASA-C| ", diff);
-    CHECK(std::memcmp(oc.data(), om.data(), oc.size() * sizeof(float)) == 0);
+    fasa::test::check_close(om, oc, fasa::test::tolerance{1e-3, 1e-3}, "FASA-M against FASA-C");
     CHECK(std::none_of(om.begin(), om.end(), [](float x) { return std::isnan(x); }));
   }
 }

@@ -209,6 +209,10 @@ int run(const cuda_bench_options& o) {
         "read by a kernel from mapped pinned memory (zero-copy); the bus floor of a case "
         "is its FASA-M bytes over the faster\n",
         h2d_gbs, zc_gbs);
+  if (o.offload)
+    std::printf("# FASA-M's far tier: %s\n", o.offload_huge_pages
+                                                 ? "transparent huge pages, cudaHostRegister"
+                                                 : "cudaHostAlloc (mapped, portable)");
   std::printf("# shape: %d query heads, %d KV heads, head_dim %d, %s; N_tip %d; %d reps, median\n",
               o.heads, o.kv_heads, o.head_dim, cuda::elem_traits<Elem>::name, o.n_tip, o.reps);
   if (!o.dump_dir.empty()) std::filesystem::create_directories(o.dump_dir);
@@ -288,7 +292,8 @@ int run(const cuda_bench_options& o) {
               static_cast<long long>(t), batch, host_need / 1073741824.0, o.max_host_gib);
         else if (o.offload) {
           fm = std::make_unique<fasa_m_decoder>(
-              shape, batch, plan.tip(token_budget::tokens(max_budget)), plan.offload_storage());
+              shape, batch, plan.tip(token_budget::tokens(max_budget)), plan.offload_storage(),
+              cuda::shared_cache<Elem>{}, cuda::offload_options{o.offload_huge_pages});
           fm->set_split_options(o.splits);
           fm->set_lengths(lengths);
           fm->fill_hashed(o.seed);

@@ -27,12 +27,14 @@ struct cuda_bench_options {
   int warmup = 5;
   bool distinct_group_fcs = false;
   std::uint32_t seed = 1;
-  std::string csv;             // one row per (context, batch, granularity, N_fac)
-  std::string dump_dir;        // outputs and dominant dims for benchmarks/cuda/peers.py
-  double max_gib = 100;        // skip cases whose caches would need more device memory
-  bool offload = false;        // also time FASA-M (far tier in pinned host memory)
-  double max_host_gib = 64;    // skip FASA-M where its far tier would pin more host memory
-  cuda::split_options splits;  // of both decoders
+  std::string csv;       // one row per (context, batch, granularity, N_fac)
+  std::string dump_dir;  // outputs and dominant dims for benchmarks/cuda/peers.py
+  double max_gib = 100;  // skip cases whose caches would need more device memory
+  bool offload = false;
+  bool offload_huge_pages = false;  // FASA-M's far tier in transparent huge pages        // also
+                                    // time FASA-M (far tier in pinned host memory)
+  double max_host_gib = 64;         // skip FASA-M where its far tier would pin more host memory
+  cuda::split_options splits;       // of both decoders
 };
 
 // Runs the sweep; prints the table, writes the CSV. Returns the process exit code.

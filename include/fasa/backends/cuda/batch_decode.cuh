@@ -86,6 +86,11 @@ struct stage_events {
               selected = nullptr, done = nullptr, fetched = nullptr;
 };
 
+// How a FASA-M decoder allocates its far tier (see pinned_buffer::allocate).
+struct offload_options {
+  bool huge_pages = false;
+};
+
 template <class Elem, class Sel, class St>
 class batch_decoder {
   static_assert(TokenSelector<Sel> && Sel::kind != score_kind::custom,
@@ -114,7 +119,7 @@ class batch_decoder {
   // decoder owns a cache of `batch` sequences unless `shared` names another decoder's (laid out
   // by the same storage), which it then reads and never writes.
   batch_decoder(const attention_shape& shape, int batch, const Sel& sel, const St& st,
-                shared_cache<Elem> shared = {})
+                shared_cache<Elem> shared = {}, offload_options offload = {})
       : shape_(shape), batch_(batch), sel_(sel), st_(st) {
     shape.validate();
     sel.validate(shape);
@@ -150,7 +155,8 @@ class batch_decoder {
       far_stride_ = st.far_elements();
       far_.allocate(static_cast<std::size_t>(batch) * static_cast<std::size_t>(far_stride_),
                     "batch_decoder (FASA-M): the far tier (key dims outside the slab and all "
-                    "values) of every sequence");
+                    "values) of every sequence",
+                    offload.huge_pages);
       std::memset(far_.data(), 0, far_.bytes());
       cache_.resize(static_cast<std::size_t>(batch) * static_cast<std::size_t>(st.near_elements()));
       FASA_CUDA_CHECK(cudaMemset(cache_.data(), 0, cache_.bytes()));
