@@ -8,6 +8,7 @@
 //   agreement  recall against the oracle, attention mass and output error, compound CA
 //   fidelity   greedy generation against dense greedy generation
 //   longbench  LongBench jsonl files with the official prompts and metrics
+//   overlap    how much of each decode step's selection the previous steps selected
 // Every selector, budget, N_tip, GQA mode and FC mapping is a flag taking a comma-separated
 // list; every combination is evaluated, on the same dense prefixes.
 

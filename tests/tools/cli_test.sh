@@ -28,7 +28,7 @@ expect_error() {
   fi
 }
 
-for sub in ppl retrieval agreement fidelity longbench; do
+for sub in ppl retrieval agreement fidelity longbench overlap; do
   expect_ok "$tools/fasa-eval" "$sub" --help
   expect_ok "$tools/fasa-ablate" "$sub" --help
 done
@@ -82,6 +82,19 @@ expect_error "--budget: a budget is a whole number of tokens" "$tools/fasa-eval"
   --budget 256,-1
 expect_error "--prefix-cache-mb: must be a number in [0, 1048576], got -5" "$tools/fasa-eval" \
   ppl --prefix-cache-mb -5
+expect_error "--lags: must be a whole number in [1, 256], got 0" "$tools/fasa-eval" overlap \
+  --lags 1,0
+expect_error "--lags: 'x' is not a whole number" "$tools/fasa-eval" overlap --lags 1,x
+expect_error "--lags: must be a whole number in [1, 256], got 1000" "$tools/fasa-ablate" overlap \
+  --lags 1000 --out "$tmp/ablate"
+expect_error "--steps: must be a whole number in [2, 1048576], got 1" "$tools/fasa-eval" overlap \
+  --steps 1
+expect_error "--prefill: must be a whole number in [1, 16777216], got 0" "$tools/fasa-eval" \
+  overlap --prefill 0
+expect_error "--skip: must be a whole number in [0, 16777216], got -1" "$tools/fasa-eval" overlap \
+  --skip -1
+expect_error "--budget: a budget is a whole number of tokens" "$tools/fasa-eval" overlap \
+  --budget 1.5
 
 # fasa-bench (no model): bad sizes, and the CUDA sweep's own flags given to a CPU backend.
 if [ -x "$tools/fasa-bench" ]; then
@@ -141,6 +154,20 @@ if [ -f "$model" ]; then
   expect_error "the folder" "$tools/fasa-eval" ppl "${m[@]}" --csv "$tmp/no/such/dir/x.csv"
   expect_error "--n-tip 40 exceeds" "$tools/fasa-eval" agreement "${m[@]}" --selector fasa \
     --n-tip 40 --prefill 16 --steps 1 --calibration "$tmp/cal.json" --text "$tmp/text.txt"
+  # overlap: a lag needs more steps than itself, a text long enough, and a small run works
+  expect_error "--lags 8 needs more than 8 --steps, got 8" "$tools/fasa-eval" overlap "${m[@]}" \
+    --selector oracle --lags 1,8 --steps 8 --text "$tmp/text.txt"
+  expect_error "tokens; need" "$tools/fasa-eval" overlap "${m[@]}" --selector oracle \
+    --text "$tmp/short.txt" --skip 0 --prefill 16 --steps 4 --lags 1,2
+  for g in query_head kv_head; do
+    expect_ok "$tools/fasa-eval" overlap "${m[@]}" --selector dense,oracle --budget 4 \
+      --granularity $g --skip 0 --prefill 16 --steps 4 --lags 1,2 --text "$tmp/text.txt" \
+      --csv "$tmp/o.csv"
+    grep -q "overlap_lag2" "$tmp/o.csv" && grep -q "fetch_lag1" "$tmp/o.samples.csv" ||
+      { echo "FAIL: overlap --granularity $g wrote no overlap columns"; fail=1; }
+  done
+  grep -q "group_dedup" "$tmp/o.csv" &&
+    { echo "FAIL: overlap --granularity kv_head wrote a group_dedup column"; fail=1; }
 elif [ "${FASA_REQUIRE_MODEL_TESTS:-0}" = 1 ]; then
   echo "FAIL: the model $model is missing and FASA_REQUIRE_MODEL_TESTS=1"; fail=1
 else

@@ -11,6 +11,7 @@
 #include "driver.hpp"
 #include "fidelity.hpp"
 #include "longbench.hpp"
+#include "overlap.hpp"
 #include "ppl.hpp"
 #include "retrieval.hpp"
 
@@ -22,6 +23,7 @@ struct protocol_commands {
   agreement_protocol agreement;
   fidelity_protocol fidelity;
   longbench_protocol longbench;
+  overlap_protocol overlap;
   std::vector<std::pair<CLI::App*, protocol*>> commands;
 
   // Adds the subcommands to `app`, each with the common flags; `extra(cmd)` adds a tool's own.
@@ -47,6 +49,9 @@ struct protocol_commands {
     add(longbench, "longbench",
         "LongBench-format jsonl: the official prompt and metric of the task, scored against the "
         "references and against the dense model's output");
+    add(overlap, "overlap",
+        "on real decode steps: how much of step t's selection steps t-1 .. t-k selected, per "
+        "layer and unit, and per KV head over the group's union (a GPU row cache for FASA-M)");
     app.require_subcommand(1);
   }
 
