@@ -12,6 +12,7 @@
 
 #include "fasa/compose/selection.hpp"
 #include "fasa/config.hpp"
+#include "fasa/core/topk.hpp"
 #include "fasa/policies/concepts.hpp"
 
 namespace fasa::cpu {
@@ -95,6 +96,35 @@ inline unit_queries make_unit_queries(const attention_shape& shape, selection_gr
     uq.kv_head = unit;
   }
   return uq;
+}
+
+// The reference's selection (FASA Eq. 6-7 for TIP, any selector alike), shared by the host
+// backends that must select exactly as it does: per unit, step 1 scores every cached token with
+// the selector's own score() over the keys reader_of(kv_head) reads, step 2 keeps TopK-I
+// (forced tokens first, then the highest scores). q_rot: [num_q_heads, head_dim].
+template <TokenSelector Sel, class ReaderOf>
+void select_by_scores(const Sel& sel, const attention_shape& shape, const float* q_rot,
+                      std::int64_t t, std::vector<float>& scores,
+                      std::vector<std::int32_t>& scratch, const ReaderOf& reader_of,
+                      selection& out) {
+  const selection_granularity g = sel.granularity();
+  out.all = false;
+  out.granularity = g;
+  out.units = num_selection_units(shape, g);
+  out.per_unit = sel.keep(t);
+  out.tokens.resize(static_cast<std::size_t>(out.units * out.per_unit));
+  scores.resize(static_cast<std::size_t>(t));
+  std::vector<std::int32_t> chosen;
+  for (int u = 0; u < out.units; ++u) {
+    const unit_queries uq = make_unit_queries(shape, g, q_rot, u);
+    const auto keys = reader_of(uq.kv_head);
+    // Step 1: one ranking score per cached token, S_j = sel.score(q, k_j).
+    for (std::int64_t j = 0; j < t; ++j)
+      scores[static_cast<std::size_t>(j)] = sel.score(uq, keys, j);
+    // Step 2: TopK-I(S, keep): forced tokens first, then the highest scores.
+    select_top_k(scores, out.per_unit, sel.forced(), chosen, scratch);
+    std::copy(chosen.begin(), chosen.end(), out.unit_tokens(u).begin());
+  }
 }
 
 }  // namespace fasa::cpu

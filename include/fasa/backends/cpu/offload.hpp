@@ -106,27 +106,17 @@ struct backend_impl<backend::cpu_offload> {
       }
   }
 
-  // Step 1: the reference's selection (score(), then TopK-I), with the keys read by tier.
+  // Step 1: the reference's selection, with the keys read by tier (far reads counted).
   template <TokenSelector Sel, KVStorage St>
   static void select(const tag&, const Sel& sel, const St& st, const attention_shape& shape,
                      state& s, const float* q_rot, std::int64_t t, selection& out) {
-    const selection_granularity g = sel.granularity();
-    out.all = false;
-    out.granularity = g;
-    out.units = num_selection_units(shape, g);
-    out.per_unit = sel.keep(t);
-    out.tokens.resize(static_cast<std::size_t>(out.units * out.per_unit));
-    s.scores.resize(static_cast<std::size_t>(t));
-    std::vector<std::int32_t> chosen;
     const cpu::tier_view tiers{&s, storage::near_elements(st), &s.traffic.scoring_far_elements};
-    for (int u = 0; u < out.units; ++u) {
-      const unit_queries uq = cpu::make_unit_queries(shape, g, q_rot, u);
-      const cpu::tier_key_reader<St> keys{&st, tiers, uq.kv_head};
-      for (std::int64_t j = 0; j < t; ++j)
-        s.scores[static_cast<std::size_t>(j)] = sel.score(uq, keys, j);
-      select_top_k(s.scores, out.per_unit, sel.forced(), chosen, s.scratch);
-      std::copy(chosen.begin(), chosen.end(), out.unit_tokens(u).begin());
-    }
+    cpu::select_by_scores(
+        sel, shape, q_rot, t, s.scores, s.scratch,
+        [&](int kv) {
+          return cpu::tier_key_reader<St>{&st, tiers, kv};
+        },
+        out);
   }
 
   // Steps 2-3 for each unit: its rows staged (far elements counted), then attention over them

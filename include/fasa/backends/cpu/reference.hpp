@@ -41,24 +41,12 @@ struct backend_impl<backend::cpu_reference> {
   template <TokenSelector Sel, KVStorage St>
   static void select(const tag&, const Sel& sel, const St& st, const attention_shape& shape,
                      state& s, const float* q_rot, std::int64_t t, selection& out) {
-    const selection_granularity g = sel.granularity();
-    out.all = false;
-    out.granularity = g;
-    out.units = num_selection_units(shape, g);
-    out.per_unit = sel.keep(t);
-    out.tokens.resize(static_cast<std::size_t>(out.units * out.per_unit));
-    s.scores.resize(static_cast<std::size_t>(t));
-    std::vector<std::int32_t> chosen;
-    for (int u = 0; u < out.units; ++u) {
-      const unit_queries uq = cpu::make_unit_queries(shape, g, q_rot, u);
-      const cpu::host_key_reader<St> keys{&st, s.cache.data(), uq.kv_head};
-      // Step 1: one ranking score per cached token, S_j = sel.score(q, k_j).
-      for (std::int64_t j = 0; j < t; ++j)
-        s.scores[static_cast<std::size_t>(j)] = sel.score(uq, keys, j);
-      // Step 2: TopK-I(S, keep): forced tokens first, then the highest scores.
-      select_top_k(s.scores, out.per_unit, sel.forced(), chosen, s.scratch);
-      std::copy(chosen.begin(), chosen.end(), out.unit_tokens(u).begin());
-    }
+    cpu::select_by_scores(
+        sel, shape, q_rot, t, s.scores, s.scratch,
+        [&](int kv) {
+          return cpu::host_key_reader<St>{&st, s.cache.data(), kv};
+        },
+        out);
   }
 
   // FAC (FASA Eq. 8) or dense attention: for each query head h,
