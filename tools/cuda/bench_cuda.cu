@@ -56,40 +56,30 @@ double median(std::vector<double> v) {
   return v.empty() ? 0.0 : v[v.size() / 2];
 }
 
+// Bytes per second of `issue` (one transfer of `bytes` on stream s), median of `reps` after two
+// untimed ones.
+template <class Issue>
+double median_gbs(cudaStream_t s, int reps, double bytes, Issue&& issue) {
+  timer_events ev;
+  std::vector<double> gbs;
+  for (int rep = 0; rep < reps + 2; ++rep) {
+    FASA_CUDA_CHECK(cudaEventRecord(ev.a, s));
+    issue();
+    FASA_CUDA_CHECK(cudaEventRecord(ev.b, s));
+    FASA_CUDA_CHECK(cudaEventSynchronize(ev.b));
+    if (rep >= 2) gbs.push_back(bytes / (ev.ms() * 1e-3) / 1e9);
+  }
+  return median(gbs);
+}
+
 // Device-to-device copy of a large buffer: bytes read plus bytes written per second, median.
 double copy_bandwidth_gbs(cudaStream_t s) {
   const std::size_t bytes = std::size_t{2} << 30;
   device_buffer<char> src(bytes), dst(bytes);
   FASA_CUDA_CHECK(cudaMemset(src.data(), 1, bytes));
-  timer_events ev;
-  std::vector<double> gbs;
-  for (int rep = 0; rep < 12; ++rep) {
-    FASA_CUDA_CHECK(cudaEventRecord(ev.a, s));
+  return median_gbs(s, 10, 2.0 * static_cast<double>(bytes), [&] {
     FASA_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), bytes, cudaMemcpyDeviceToDevice, s));
-    FASA_CUDA_CHECK(cudaEventRecord(ev.b, s));
-    FASA_CUDA_CHECK(cudaEventSynchronize(ev.b));
-    if (rep >= 2) gbs.push_back(2.0 * static_cast<double>(bytes) / (ev.ms() * 1e-3) / 1e9);
-  }
-  return median(gbs);
-}
-
-// Host-to-device copy of a large pinned buffer by the copy engine (cudaMemcpyAsync), median.
-double host_to_device_gbs(cudaStream_t s) {
-  const std::size_t bytes = std::size_t{1} << 30;
-  cuda::pinned_buffer<char> src;
-  src.allocate(bytes, "fasa-bench's host-to-device probe");
-  std::memset(src.data(), 1, bytes);
-  device_buffer<char> dst(bytes);
-  timer_events ev;
-  std::vector<double> gbs;
-  for (int rep = 0; rep < 8; ++rep) {
-    FASA_CUDA_CHECK(cudaEventRecord(ev.a, s));
-    FASA_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), bytes, cudaMemcpyHostToDevice, s));
-    FASA_CUDA_CHECK(cudaEventRecord(ev.b, s));
-    FASA_CUDA_CHECK(cudaEventSynchronize(ev.b));
-    if (rep >= 2) gbs.push_back(static_cast<double>(bytes) / (ev.ms() * 1e-3) / 1e9);
-  }
-  return median(gbs);
+  });
 }
 
 __global__ void read_mapped(const uint4* src, uint4* dst, std::size_t n) {
@@ -98,27 +88,25 @@ __global__ void read_mapped(const uint4* src, uint4* dst, std::size_t n) {
     dst[i] = src[i];
 }
 
-// The same bytes read by a kernel straight from mapped pinned memory (zero-copy, 16-byte loads,
-// as FASA-M's fetch reads), median.
-double zero_copy_read_gbs(cudaStream_t s, int sms) {
+// 1 GiB of pinned host memory to the device per second, median: by the copy engine
+// (cudaMemcpyAsync), or read by a kernel straight from the mapped memory (zero_copy: 16-byte
+// loads, as FASA-M's fetch reads).
+double host_read_gbs(cudaStream_t s, int sms, bool zero_copy) {
   const std::size_t bytes = std::size_t{1} << 30;
   cuda::pinned_buffer<char> src;
-  src.allocate(bytes, "fasa-bench's zero-copy probe");
+  src.allocate(bytes, "fasa-bench's host-to-device probe");
   std::memset(src.data(), 1, bytes);
   device_buffer<char> dst(bytes);
-  timer_events ev;
-  std::vector<double> gbs;
-  for (int rep = 0; rep < 8; ++rep) {
-    FASA_CUDA_CHECK(cudaEventRecord(ev.a, s));
+  return median_gbs(s, 6, static_cast<double>(bytes), [&] {
+    if (!zero_copy) {
+      FASA_CUDA_CHECK(cudaMemcpyAsync(dst.data(), src.data(), bytes, cudaMemcpyHostToDevice, s));
+      return;
+    }
     read_mapped<<<static_cast<unsigned>(sms * 8), 256, 0, s>>>(
         reinterpret_cast<const uint4*>(src.device_data()), reinterpret_cast<uint4*>(dst.data()),
         bytes / 16);
     FASA_CUDA_CHECK_LAUNCH("read_mapped");
-    FASA_CUDA_CHECK(cudaEventRecord(ev.b, s));
-    FASA_CUDA_CHECK(cudaEventSynchronize(ev.b));
-    if (rep >= 2) gbs.push_back(static_cast<double>(bytes) / (ev.ms() * 1e-3) / 1e9);
-  }
-  return median(gbs);
+  });
 }
 
 // A captured decode step, replayed for timing.
@@ -197,8 +185,8 @@ int run(const cuda_bench_options& o) {
   cudaStream_t stream;
   FASA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   const double copy_gbs = copy_bandwidth_gbs(stream);
-  const double h2d_gbs = o.offload ? host_to_device_gbs(stream) : 0.0;
-  const double zc_gbs = o.offload ? zero_copy_read_gbs(stream, prop.multiProcessorCount) : 0.0;
+  const double h2d_gbs = o.offload ? host_read_gbs(stream, prop.multiProcessorCount, false) : 0.0;
+  const double zc_gbs = o.offload ? host_read_gbs(stream, prop.multiProcessorCount, true) : 0.0;
   std::printf("# GPU: %s, %d SMs, %.1f GiB, L2 %.0f MiB; driver %d, runtime %d\n", prop.name,
               prop.multiProcessorCount, prop.totalGlobalMem / 1073741824.0,
               prop.l2CacheSize / 1048576.0, driver, runtime);
