@@ -330,15 +330,13 @@ class batch_decoder {
     const dim3 grid(static_cast<unsigned>(
                         std::min<std::int64_t>((max_len_ * shape_.head_dim + 255) / 256, 2048)),
                     static_cast<unsigned>(shape_.num_kv_heads), static_cast<unsigned>(batch_));
-    if constexpr (offloaded) {
-      kernels::fill_hashed_tiers<Elem>
-          <<<grid, 256>>>(st_dev_, tiers(), lengths_dev_.data(), batch_, seed);
-      FASA_CUDA_CHECK_LAUNCH("fill_hashed_tiers");
-      FASA_CUDA_CHECK(cudaDeviceSynchronize());
-      return;
-    }
-    kernels::fill_hashed<Elem>
-        <<<grid, 256>>>(st_dev_, cache_.data(), seq_elements(), lengths_dev_.data(), batch_, seed);
+    const auto fill = [&](auto cache) {
+      kernels::fill_hashed<Elem><<<grid, 256>>>(st_dev_, cache, lengths_dev_.data(), batch_, seed);
+    };
+    if constexpr (offloaded)
+      fill(tiers());
+    else
+      fill(kernels::flat_cache<Elem>{cache_.data(), seq_elements()});
     FASA_CUDA_CHECK_LAUNCH("fill_hashed");
     FASA_CUDA_CHECK(cudaDeviceSynchronize());
   }

@@ -11,19 +11,18 @@
 //    keep the link busy). The buffer is laid out as a split_dominant cache of `kcap` rows per
 //    unit (one "KV head" per unit, the same slab width), so FASA-C's own attention kernel
 //    instantiations run on it unchanged, with the same arithmetic.
-//  - fill_hashed_tiers: fill_hashed's values written into the two tiers.
 
 #include <cstdint>
 
 #include "fasa/backends/cuda/common.cuh"
-#include "fasa/backends/cuda/kernels/prepare.cuh"
 #include "fasa/policies/storage/split_offload.hpp"
 
 namespace fasa::cuda::kernels {
 
-// The two tiers of a batch's caches. Sequence b's near tier starts at near + b * near_stride,
-// its far tier (a device-usable pointer into mapped host memory) at far + b * far_stride; an
-// element index i of the layout is near when i < near_elements, else far at i - near_elements.
+// The two tiers of a batch's caches (fill_hashed in prepare.cuh writes through at()). Sequence b's
+// near tier starts at near + b * near_stride, its far tier (a device-usable pointer into mapped
+// host memory) at far + b * far_stride; an element index i of the layout is near when i <
+// near_elements, else far at i - near_elements.
 template <class Elem>
 struct tiers {
   Elem* near = nullptr;
@@ -81,27 +80,6 @@ __global__ void fetch_rows(storage::split_offload st, tiers<Elem> tier, storage:
       dst = wb + ws.rest_row(u, i) + (c * V - fw);
     }
     *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
-  }
-}
-
-// fill_hashed (prepare.cuh) into two tiers: the same value at every element.
-template <class Elem>
-__global__ void fill_hashed_tiers(storage::split_offload st, tiers<Elem> tier, const int* lengths,
-                                  int batch, std::uint32_t seed) {
-  const int b = blockIdx.z, h = blockIdx.y, d = st.head_dim();
-  const std::int64_t n = static_cast<std::int64_t>(lengths[b]) * d;
-  const int heads = st.num_kv_heads();
-  const std::uint32_t kp = hashed_plane(hashed_tensor::key, b, h, batch, heads);
-  const std::uint32_t vp = hashed_plane(hashed_tensor::value, b, h, batch, heads);
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < n;
-       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
-    const std::int64_t t = i / d;
-    const int dim = static_cast<int>(i % d);
-    const auto idx = static_cast<std::uint32_t>(i);
-    *tier.at(b, st.key_index(h, t, dim)) =
-        elem_traits<Elem>::from_float(hashed_uniform(seed, kp, idx));
-    *tier.at(b, st.value_index(h, t, dim)) =
-        elem_traits<Elem>::from_float(hashed_uniform(seed, vp, idx));
   }
 }
 

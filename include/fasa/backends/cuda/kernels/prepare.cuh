@@ -111,15 +111,24 @@ __host__ __device__ constexpr std::uint32_t hashed_plane(hashed_tensor which, in
          static_cast<std::uint32_t>(h);
 }
 
+// A batch's caches in one buffer: sequence b's element `index` at base + b * seq_elems + index.
+// (FASA-M's two tiers, kernels::tiers in offload.cuh, answer the same at().)
+template <class Elem>
+struct flat_cache {
+  Elem* base = nullptr;
+  std::int64_t seq_elems = 0;
+  __host__ __device__ Elem* at(int b, std::int64_t index) const {
+    return base + b * seq_elems + index;
+  }
+};
+
 // Fills tokens [0, lengths[b]) of every sequence: K[b][h][t][dim] (natural dims) at
-// hashed_uniform(seed, plane(key, b, h), t * head_dim + dim), V likewise. grid: (x, kv_heads,
-// batch).
-template <class Elem, class St>
-__global__ void fill_hashed(St st, Elem* cache, std::int64_t seq_elems, const int* lengths,
-                            int batch, std::uint32_t seed) {
+// hashed_uniform(seed, plane(key, b, h), t * head_dim + dim), V likewise, each element where
+// cache.at(b, index) puts it. grid: (x, kv_heads, batch).
+template <class Elem, class St, class Cache>
+__global__ void fill_hashed(St st, Cache cache, const int* lengths, int batch, std::uint32_t seed) {
   const int b = blockIdx.z, h = blockIdx.y, d = st.head_dim();
   const std::int64_t n = static_cast<std::int64_t>(lengths[b]) * d;
-  Elem* base = cache + b * seq_elems;
   const int heads = st.num_kv_heads();
   const std::uint32_t kp = hashed_plane(hashed_tensor::key, b, h, batch, heads);
   const std::uint32_t vp = hashed_plane(hashed_tensor::value, b, h, batch, heads);
@@ -128,8 +137,10 @@ __global__ void fill_hashed(St st, Elem* cache, std::int64_t seq_elems, const in
     const std::int64_t t = i / d;
     const int dim = static_cast<int>(i % d);
     const auto idx = static_cast<std::uint32_t>(i);
-    base[st.key_index(h, t, dim)] = elem_traits<Elem>::from_float(hashed_uniform(seed, kp, idx));
-    base[st.value_index(h, t, dim)] = elem_traits<Elem>::from_float(hashed_uniform(seed, vp, idx));
+    *cache.at(b, st.key_index(h, t, dim)) =
+        elem_traits<Elem>::from_float(hashed_uniform(seed, kp, idx));
+    *cache.at(b, st.value_index(h, t, dim)) =
+        elem_traits<Elem>::from_float(hashed_uniform(seed, vp, idx));
   }
 }
 
