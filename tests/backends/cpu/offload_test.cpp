@@ -2,12 +2,15 @@
 // SPDX-License-Identifier: Apache-2.0
 // backend::cpu_offload and storage::split_offload (FASA-M's CPU model): the same answers as FASA-C
 // on the reference backend, bit for bit; the near tier holds exactly the slab; and the traffic
-// counted per step is the model computed here from the shape alone: each unit's kept rows cross
-// with their (head_dim - slab_width) rest dims and head_dim value dims, and TIP reads nothing far.
+// counted per step is the model computed here from the shape and the selections alone: without
+// the row pool each unit's kept rows cross with their (head_dim - slab_width) rest dims and
+// head_dim value dims; with it, each KV head's kept tokens that earlier steps did not fetch cross
+// once (between what the last step kept and what was ever fetched); TIP reads nothing far.
 
 #include <cstring>
 #include <numeric>
 #include <random>
+#include <set>
 
 #include "fasa/fasa.hpp"
 #include "support.hpp"
@@ -46,7 +49,8 @@ TEST_CASE("cpu_offload: FASA-M equals FASA-C bit for bit and its traffic follows
            budget.is_fraction() ? budget.fraction_value() : static_cast<double>(budget.count()));
       const int units = num_selection_units(shape, g);
       const dominant_plan plan(pe, shape, g, random_fc_sets(units, 32, 4, 7), 1);
-      auto m = make_fasa_m<backend::cpu_offload>(plan, pe, budget);
+      auto m = make_fasa_m<backend::cpu_offload>(plan, pe, budget);  // with the row pool
+      auto w = make_fasa_m<backend::cpu_offload>(plan, pe, budget, {}, backend::cpu_offload{false});
       auto c = make_fasa_c<backend::cpu_reference>(plan, pe, budget);
       const std::int64_t sw = plan.slab_width();
       const std::int64_t far_per_row = (shape.head_dim - sw) + shape.head_dim;
@@ -65,6 +69,8 @@ TEST_CASE("cpu_offload: FASA-M equals FASA-C bit for bit and its traffic follows
       m.prefill(q, k, v, om);
       c.prefill(q, k, v, oc);
       CHECK(same_bits(om, oc));
+      w.prefill(q, k, v, om);
+      CHECK(same_bits(om, oc));
       // A prefill stages each KV head's rows once.
       CHECK(m.backend_state().traffic.last_elements == shape.num_kv_heads * n0 * far_per_row);
       CHECK(m.backend_state().traffic.written_far_elements ==
@@ -81,6 +87,11 @@ TEST_CASE("cpu_offload: FASA-M equals FASA-C bit for bit and its traffic follows
                   kr[static_cast<std::size_t>(h * shape.head_dim + st.dim_at(h, j))]);
       }
 
+      // Per KV head: the union of its units' kept tokens at the last step, and every token
+      // fetched so far.
+      const int per_kv = g == selection_granularity::query_head ? shape.group_size() : 1;
+      std::vector<std::set<std::int32_t>> last(static_cast<std::size_t>(shape.num_kv_heads)),
+          fetched = last;
       for (int step = 0; step < 12; ++step) {
         INFO("step ", step);
         const auto qs = test::random_vector(qrow, 100u + 3u * step),
@@ -92,14 +103,43 @@ TEST_CASE("cpu_offload: FASA-M equals FASA-C bit for bit and its traffic follows
         c.decode(qs, ks, vs, b);
         CHECK(same_bits(a, b));
         CHECK(m.last_selection().tokens == c.last_selection().tokens);
+        w.decode(qs, ks, vs, a);
+        CHECK(same_bits(a, b));
         const std::int64_t t = m.size();
         const std::int64_t keep = budget.keep(t);
+        // Without the pool: every unit's kept rows.
+        const auto& tw = w.backend_state().traffic;
+        CHECK(tw.last_rows == std::int64_t{units} * keep);
+        CHECK(tw.last_elements == std::int64_t{units} * keep * far_per_row);
+        // With it: each KV head's kept tokens the pool lacks. It holds at least the last step's
+        // union (it has room for it) and at most everything fetched, so the count lies between
+        // the two; at the first step, and under kv_head with a token budget (no spare slot),
+        // it is exactly the tokens the last step did not keep.
+        std::int64_t new_vs_last = 0, new_vs_fetched = 0;
+        for (int kv = 0; kv < shape.num_kv_heads; ++kv) {
+          std::set<std::int32_t> now;
+          for (int j = 0; j < per_kv; ++j) {
+            const auto list = m.last_selection().unit_tokens(per_kv > 1 ? kv * per_kv + j : kv);
+            now.insert(list.begin(), list.end());
+          }
+          auto& l = last[static_cast<std::size_t>(kv)];
+          auto& f = fetched[static_cast<std::size_t>(kv)];
+          for (std::int32_t tok : now) {
+            new_vs_last += l.count(tok) == 0 ? 1 : 0;
+            new_vs_fetched += f.count(tok) == 0 ? 1 : 0;
+          }
+          l = now;
+          f.insert(now.begin(), now.end());
+        }
         const auto& tr = m.backend_state().traffic;
-        CHECK(tr.last_rows == std::int64_t{units} * keep);
-        CHECK(tr.last_elements == std::int64_t{units} * keep * far_per_row);
+        CHECK(tr.last_rows <= new_vs_last);
+        CHECK(tr.last_rows >= new_vs_fetched);
+        if (step == 0 || (per_kv == 1 && !budget.is_fraction())) CHECK(tr.last_rows == new_vs_last);
+        CHECK(tr.last_elements == tr.last_rows * far_per_row);
         CHECK(tr.scoring_far_elements == before);  // TIP reads the slab only
       }
       CHECK(m.backend_state().traffic.fetches == 13);
+      CHECK(m.backend_state().traffic.total_elements < w.backend_state().traffic.total_elements);
     }
 }
 

@@ -8,12 +8,18 @@
 //   1. select: the selector scores from the near tier (TIP on split_offload reads nothing else;
 //      a selector that needs far dims reads them and each read is counted);
 //   2. fetch: each unit's kept rows have their far elements copied into a staging buffer, the
-//      full rows rebuilt there (every copied element counted: the bus traffic);
+//      full rows rebuilt there (every copied element counted: the bus traffic). With the tag's
+//      row_pool (the CUDA backend's scheme, kernels/offload.cuh), each KV head holds a pool of
+//      P = (units per KV head) x (tokens a unit keeps) rows (the most kept so far; the GPU sizes
+//      it once, for the capacity's budget): the union of its units' kept tokens
+//      is looked up there, only the tokens it lacks cross (each once), and the m-th of them
+//      takes the m-th slot (in slot order) no kept token holds;
 //   3. attend: exact attention over the staged rows, with the reference backend's arithmetic
 //      (cpu::attend_rows), so outputs equal the reference's on the same layout bit for bit.
 // Dense attention (a budget that covers the cache, prefill) stages every row once per call.
 // A layout without tiers is all near: nothing crosses.
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -44,6 +50,10 @@ struct offload_state {
   std::vector<float> key, value;      // staged rows of one unit: [rows, head_dim], natural dims
   std::vector<float> scores;          // [t]
   std::vector<std::int32_t> scratch;  // [t]
+  // The row pool (backend::cpu_offload::row_pool): per KV head, the token each slot holds (-1:
+  // none). Its rows are the far tier's, unchanged since fetched (append empties a rewritten
+  // token's slot), so only the token ids are kept.
+  std::vector<std::vector<std::int32_t>> pool;
   offload_traffic traffic;
 };
 
@@ -104,6 +114,7 @@ struct backend_impl<backend::cpu_offload> {
         put(st.key_index(h, pos, i), k_rot[h * d + i]);
         put(st.value_index(h, pos, i), v[h * d + i]);
       }
+    for (auto& slots : s.pool) std::replace(slots.begin(), slots.end(), std::int32_t(pos), -1);
   }
 
   // Step 1: the reference's selection, with the keys read by tier (far reads counted).
@@ -122,16 +133,19 @@ struct backend_impl<backend::cpu_offload> {
   // Steps 2-3 for each unit: its rows staged (far elements counted), then attention over them
   // for each of the unit's query heads (every token when sel.all).
   template <KVStorage St>
-  static void attend(const tag&, const St& st, const attention_shape& shape, state& s,
+  static void attend(const tag& be, const St& st, const attention_shape& shape, state& s,
                      const float* q_rot, std::int64_t t, const selection& sel, float* out) {
     begin_fetch(s);
     const int d = shape.head_dim;
     const bool per_query = !sel.all && sel.granularity == selection_granularity::query_head;
     const int units = per_query ? shape.num_q_heads : shape.num_kv_heads;
+    const bool pooled = be.row_pool && !sel.all;
+    if (pooled) fetch_misses(st, shape, s, sel, per_query);
     for (int u = 0; u < units; ++u) {
       const int kv = per_query ? shape.kv_head_of(u) : u;
       const std::int64_t n = sel.all ? t : sel.per_unit;
-      stage_rows(st, s, kv, n, [&](std::int64_t i) -> std::int64_t {
+      // From the pool (already counted as it was filled), or straight over the bus.
+      stage_rows(st, s, kv, n, !pooled, [&](std::int64_t i) -> std::int64_t {
         return sel.all ? i : sel.unit_tokens(u)[static_cast<std::size_t>(i)];
       });
       const int first = per_query ? u : u * shape.group_size();
@@ -150,7 +164,7 @@ struct backend_impl<backend::cpu_offload> {
     const int d = shape.head_dim;
     const std::int64_t row = static_cast<std::int64_t>(shape.num_q_heads) * d;
     for (int kv = 0; kv < shape.num_kv_heads; ++kv) {
-      stage_rows(st, s, kv, start + count, [](std::int64_t i) { return i; });
+      stage_rows(st, s, kv, start + count, true, [](std::int64_t i) { return i; });
       for (std::int64_t i = 0; i < count; ++i)
         for (int h = kv * shape.group_size(); h < (kv + 1) * shape.group_size(); ++h)
           attend_staged(s, d, start + i + 1, q_rot + i * row + h * d, out + i * row + h * d);
@@ -164,10 +178,55 @@ struct backend_impl<backend::cpu_offload> {
     s.traffic.last_elements = 0;
   }
 
+  // The row pool's step: for each KV head, the union of its units' kept tokens; those no slot
+  // holds are the misses, whose far elements cross (counted), and each takes a slot no kept
+  // token holds, in slot order.
+  template <KVStorage St>
+  static void fetch_misses(const St& st, const attention_shape& shape, state& s,
+                           const selection& sel, bool per_query) {
+    const int per_kv = per_query ? shape.group_size() : 1;
+    const auto slots = static_cast<std::size_t>(per_kv * sel.per_unit);
+    s.pool.resize(static_cast<std::size_t>(shape.num_kv_heads));
+    const int d = st.head_dim();
+    std::int64_t moved = 0;
+    const cpu::tier_view tiers{&s, storage::near_elements(st), &moved};
+    for (int kv = 0; kv < shape.num_kv_heads; ++kv) {
+      std::vector<std::int32_t>& pool = s.pool[static_cast<std::size_t>(kv)];
+      if (pool.size() < slots) pool.resize(slots, -1);  // a fraction's budget grows with t
+      std::vector<std::int32_t> kept;
+      for (int j = 0; j < per_kv; ++j) {
+        const auto list = sel.unit_tokens(per_query ? kv * per_kv + j : kv);
+        kept.insert(kept.end(), list.begin(), list.end());
+      }
+      std::sort(kept.begin(), kept.end());
+      kept.erase(std::unique(kept.begin(), kept.end()), kept.end());
+      std::vector<char> used(pool.size(), 0);
+      std::vector<std::int32_t> held(pool.begin(), pool.end());
+      std::sort(held.begin(), held.end());
+      std::vector<std::int32_t> misses;
+      for (std::int32_t tok : kept)
+        if (!std::binary_search(held.begin(), held.end(), tok)) misses.push_back(tok);
+      for (std::size_t slot = 0; slot < pool.size(); ++slot)
+        used[slot] = pool[slot] >= 0 && std::binary_search(kept.begin(), kept.end(), pool[slot]);
+      std::size_t m = 0;
+      for (std::size_t slot = 0; slot < pool.size() && m < misses.size(); ++slot)
+        if (!used[slot]) pool[slot] = misses[m++];
+      for (std::int32_t tok : misses)  // what crosses: the row's far elements
+        for (int c = 0; c < d; ++c) {
+          (void)tiers(st.key_index(kv, tok, c));
+          (void)tiers(st.value_index(kv, tok, c));
+        }
+      s.traffic.last_rows += static_cast<std::int64_t>(misses.size());
+    }
+    s.traffic.last_elements += moved;
+    s.traffic.total_elements += moved;
+  }
+
   // Rebuilds rows token(0) .. token(n-1) of KV head kv in the staging buffers, natural dim
-  // order; their far elements are what crosses the bus.
+  // order; their far elements are what crosses the bus when `counted`.
   template <KVStorage St, class TokenAt>
-  static void stage_rows(const St& st, state& s, int kv, std::int64_t n, const TokenAt& token) {
+  static void stage_rows(const St& st, state& s, int kv, std::int64_t n, bool counted,
+                         const TokenAt& token) {
     const int d = st.head_dim();
     std::int64_t moved = 0;
     const cpu::tier_view tiers{&s, storage::near_elements(st), &moved};
@@ -180,6 +239,7 @@ struct backend_impl<backend::cpu_offload> {
         s.value[static_cast<std::size_t>(i * d + c)] = tiers(st.value_index(kv, t, c));
       }
     }
+    if (!counted) return;
     s.traffic.last_rows += n;
     s.traffic.last_elements += moved;
     s.traffic.total_elements += moved;

@@ -27,10 +27,14 @@ struct cpu_eigen {
 // values, the host's part) in two separate buffers. Selectors score from the near tier; each step
 // the kept rows' far elements are copied into a staging buffer, and every copied element is
 // counted: the traffic a GPU backend sends over the bus, checked by the tests. The arithmetic is
-// the reference backend's, so its outputs equal the reference's bit for bit.
+// the reference backend's, so its outputs equal the reference's bit for bit. With row_pool (the
+// CUDA backend's way), each KV head keeps the rows it fetched in a pool of as many rows as its
+// units keep, and a step copies only the kept tokens the pool lacks, each once for the group;
+// without, every unit's kept rows cross at every step.
 struct cpu_offload {
   using policy_tag = attention_backend_tag;
   static constexpr const char* name = "cpu_offload";
+  bool row_pool = true;
 };
 
 // The element type a GPU cache stores (accumulation is fp32 whatever it is).
