@@ -441,7 +441,11 @@ struct cuda_options_cli {
   double max_gib = 100;
   bool offload = false;
   bool offload_huge_pages = false;
+  std::vector<double> offload_miss = {1.0, 0.25};
   double max_host_gib = 64;
+  bool capacity = false;
+  int layers = 32;
+  double weights_gib = 15.0;
   fasa::cuda::split_options splits;
 };
 }  // namespace fasa::tools
@@ -481,6 +485,10 @@ int run_cuda(const options& o, const fasa::tools::cuda_options_cli& c, bool budg
   g.max_gib = c.max_gib;
   g.offload = c.offload;
   g.offload_huge_pages = c.offload_huge_pages;
+  g.offload_miss = c.offload_miss;
+  g.capacity = c.capacity;
+  g.layers = c.layers;
+  g.weights_gib = c.weights_gib;
   g.max_host_gib = c.max_host_gib;
   g.splits = c.splits;
   try {
@@ -583,6 +591,26 @@ int main(int argc, char** argv) {
   app.add_flag("--offload-huge-pages", cuda_only.offload_huge_pages,
                "--backend cuda --offload: FASA-M's far tier in 2 MiB transparent huge pages "
                "pinned with cudaHostRegister instead of cudaHostAlloc");
+  app.add_option("--offload-miss", cuda_only.offload_miss,
+                 "--backend cuda --offload: shares of FASA-M's row pool emptied before each "
+                 "replayed step (1: every kept row crosses the bus, as after a prefill; SmolLM2's "
+                 "decoding misses 0.15-0.27 of a step's rows, docs/results.md): a FASA-M row per "
+                 "share, each with the rows it fetched")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_flag("--capacity", cuda_only.capacity,
+               "--backend cuda: instead of the step sweep, per context the largest batch whose "
+               "KV caches for --layers layers fit the GPU beside --weights-gib with dense, FASA-C "
+               "and FASA-M (the first --budgets value; FASA-M with the last --offload-miss "
+               "share), one layer's step timed at that batch and the tokens/s it implies");
+  app.add_option("--layers", cuda_only.layers, "--backend cuda --capacity: attention layers")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
+  app.add_option("--weights-gib", cuda_only.weights_gib,
+                 "--backend cuda --capacity: GPU memory the model's weights take (Llama-3.1-8B "
+                 "in bf16: 15 GiB)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1e6));
   app.add_option("--max-host-gib", cuda_only.max_host_gib,
                  "--backend cuda --offload: skip FASA-M where its far tier needs more pinned host "
                  "memory than this")

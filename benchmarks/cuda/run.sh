@@ -9,8 +9,12 @@
 #   4. benchmarks/cuda/peers.py: PyTorch SDPA and the paper's PyTorch FASA pipeline on the same
 #      tensors, outputs checked against fasa's.
 #   offload: the tests and sanitizers, then fasa-bench --offload (dense, FASA-C and FASA-M in
-#   the same rows, the host-to-device bandwidth and each case's bus floor) into offload.csv.
-# Usage: bash benchmarks/cuda/run.sh [quick|full|tests|bench|profile|offload]
+#   the same rows, the host-to-device bandwidth and each case's bus floor; FASA-M once per share
+#   of its row pool emptied before each step, FASA_OFFLOAD_MISS) into offload.csv; then
+#   fasa-bench --capacity (each configuration's largest batch and its throughput) into
+#   capacity.csv.
+#   capacity: that last step alone.
+# Usage: bash benchmarks/cuda/run.sh [quick|full|tests|bench|profile|offload|capacity]
 # Binaries: .device/bin/{fasa_gpu_tests,fasa-bench} when present and runnable (built on the
 # developer machine with the same nvcc and carried), else a CMake build here (the GPU machine
 # lacks nlohmann_json: .device/prefix holds a copy, see benchmarks/cuda/stage.sh).
@@ -49,7 +53,7 @@ step "machine"
     --format=csv
 } 2>&1 | tee "$out/machine.txt"
 
-if [ "$mode" != bench ] && [ "$mode" != profile ]; then
+if [ "$mode" != bench ] && [ "$mode" != profile ] && [ "$mode" != capacity ]; then
   step "GPU tests"
   "$bin/fasa_gpu_tests" 2>&1 | tee "$out/gpu_tests.txt"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
@@ -82,14 +86,24 @@ if [ "$mode" = profile ]; then
   exit "$status"
 fi
 
-if [ "$mode" = offload ]; then
-  step "fasa-bench --backend cuda --offload (FASA-M)"
-  cmd=("$bin/fasa-bench" --backend cuda --heads 32 --kv-heads 8 --head-dim 128 --n-tip 16
-       --granularity kv_head,query_head --contexts "${FASA_OFFLOAD_CONTEXTS:-8192,32768,65536,131072}"
-       --batches "${FASA_OFFLOAD_BATCHES:-1,8,32}" --budgets 256 --reps "${FASA_OFFLOAD_REPS:-20}"
-       --offload --csv "$out/offload.csv")
-  echo "+ ${cmd[*]}" | tee "$out/offload.txt"
-  "${cmd[@]}" 2>&1 | tee -a "$out/offload.txt"
+if [ "$mode" = offload ] || [ "$mode" = capacity ]; then
+  if [ "$mode" = offload ]; then
+    step "fasa-bench --backend cuda --offload (FASA-M)"
+    cmd=("$bin/fasa-bench" --backend cuda --heads 32 --kv-heads 8 --head-dim 128 --n-tip 16
+         --granularity kv_head,query_head --contexts "${FASA_OFFLOAD_CONTEXTS:-8192,32768,65536,131072}"
+         --batches "${FASA_OFFLOAD_BATCHES:-1,8,32}" --budgets 256 --reps "${FASA_OFFLOAD_REPS:-20}"
+         --offload --offload-miss "${FASA_OFFLOAD_MISS:-1,0.25}" --csv "$out/offload.csv")
+    echo "+ ${cmd[*]}" | tee "$out/offload.txt"
+    "${cmd[@]}" 2>&1 | tee -a "$out/offload.txt"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  fi
+  step "fasa-bench --backend cuda --capacity (the largest batch of each configuration)"
+  cmd=("$bin/fasa-bench" --backend cuda --capacity --heads 32 --kv-heads 8 --head-dim 128
+       --n-tip 16 --granularity kv_head,query_head --contexts "${FASA_CAPACITY_CONTEXTS:-8192,32768,131072}"
+       --budgets 256 --layers 32 --weights-gib 15 --offload-miss 0.25 --max-host-gib 100
+       --reps "${FASA_OFFLOAD_REPS:-20}" --csv "$out/capacity.csv")
+  echo "+ ${cmd[*]}" | tee "$out/capacity.txt"
+  "${cmd[@]}" 2>&1 | tee -a "$out/capacity.txt"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   step "done (status $status)"
   exit "$status"

@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstring>
 #include <numeric>
+#include <set>
 
 #include "fasa/backends/cpu/reference.hpp"
 #include "fasa/backends/cuda/backend.cuh"
@@ -293,45 +294,92 @@ void check_variant(const gpu_case& c, const Sel& sel, const St& st) {
 // FASA-M runs FASA-C's kernel instantiation on them): within 1e-3 + 1e-3 |x|, ten times tighter
 // than the bf16 tolerance against the reference.
 template <class Elem>
-void check_offload_matches_fasa_c(const gpu_case& c, const fasa::dominant_plan& plan) {
-  INFO(describe(c), " elem=", elem_traits<Elem>::name, " (FASA-M against FASA-C)");
+void check_offload_matches_fasa_c(const gpu_case& c, const fasa::dominant_plan& plan,
+                                  bool table_in_shared) {
+  INFO(describe(c), " elem=", elem_traits<Elem>::name, " (FASA-M against FASA-C, pool table in ",
+       table_in_shared ? "shared" : "device", " memory)");
   const int batch = static_cast<int>(c.lengths.size());
   const attention_shape& shape = plan.shape();
   const auto sel = plan.tip(c.budget, c.force);
   fasa::cuda::batch_decoder<Elem, fasa::selector::fasa_tip, fasa::storage::split_dominant> fc(
       shape, batch, sel, plan.storage());
   fasa::cuda::batch_decoder<Elem, fasa::selector::fasa_tip, fasa::storage::split_offload> fm(
-      shape, batch, sel, plan.offload_storage());
+      shape, batch, sel, plan.offload_storage(), fasa::cuda::shared_cache<Elem>{},
+      fasa::cuda::offload_options{false, table_in_shared});
   fc.set_split_options(c.splits);
   fm.set_split_options(c.splits);
   // The GPU holds the slab and the working buffer only; the rest is pinned host memory.
   const std::size_t elem = sizeof(Elem);
+  const int per_kv = c.granularity == selection_granularity::query_head ? shape.group_size() : 1;
+  const std::int64_t pool = per_kv * sel.keep(shape.capacity);
+  CHECK(fm.pool_rows() == pool);
   CHECK(fm.host_bytes() == static_cast<std::size_t>(batch) * shape.num_kv_heads * shape.capacity *
                                (2 * shape.head_dim - plan.slab_width()) * elem);
-  CHECK(fm.kv_device_bytes() == static_cast<std::size_t>(batch) * shape.num_kv_heads *
-                                        shape.capacity * plan.slab_width() * elem +
-                                    static_cast<std::size_t>(batch) * fm.units() *
-                                        sel.keep(shape.capacity) * 2 * shape.head_dim * elem);
+  const std::size_t pairs = static_cast<std::size_t>(batch) * shape.num_kv_heads;
+  CHECK(fm.kv_device_bytes() ==
+        pairs * shape.capacity * plan.slab_width() * elem +
+            pairs * static_cast<std::size_t>(pool) * (2 * shape.head_dim * elem + 4));
   const std::size_t row = static_cast<std::size_t>(c.kv_heads) * c.head_dim;
+  const auto write_both = [&](int b, std::int64_t t0, std::span<const float> k,
+                              std::span<const float> v) {
+    fc.write_tokens(b, t0, k, v);
+    fm.write_tokens(b, t0, k, v);
+  };
   for (int b = 0; b < batch; ++b) {
     const auto n = static_cast<std::size_t>(c.lengths[static_cast<std::size_t>(b)]);
     const auto k = random_rounded<Elem>(n * row, c.seed * 7919u + 2u * b, c.levels);
     const auto v = random_rounded<Elem>(n * row, c.seed * 7919u + 2u * b + 1u, c.levels);
     // Two writes per sequence (the second overwrites a middle part): both paths of write_tokens.
-    fc.write_tokens(b, 0, k, v);
-    fm.write_tokens(b, 0, k, v);
+    write_both(b, 0, k, v);
     if (n >= 4) {
       const std::span<const float> ks(k.data() + row, row * 2), vs(v.data() + row, row * 2);
-      fc.write_tokens(b, 1, vs, ks);
-      fm.write_tokens(b, 1, vs, ks);
+      write_both(b, 1, vs, ks);
     }
   }
   fc.set_lengths(c.lengths);
   fm.set_lengths(c.lengths);
+  // The union of each (sequence, KV head)'s kept tokens at a step: the rows its pool must hold.
+  using token_set = std::set<std::int32_t>;
+  const auto unions = [&] {
+    std::vector<token_set> u(pairs);
+    for (int b = 0; b < batch; ++b)
+      for (int unit = 0; unit < fc.units(); ++unit) {
+        const auto kept = fc.selected(b, unit);
+        const int kv = per_kv > 1 ? unit / per_kv : unit;
+        u[static_cast<std::size_t>(b) * shape.num_kv_heads + kv].insert(kept.begin(), kept.end());
+      }
+    return u;
+  };
+  const auto count_new = [&](const std::vector<token_set>& now,
+                             const std::vector<token_set>& held) {
+    std::int64_t n = 0;
+    for (std::size_t p = 0; p < now.size(); ++p)
+      for (std::int32_t t : now[p]) n += held[p].count(t) == 0 ? 1 : 0;
+    return n;
+  };
   const std::size_t qrow = static_cast<std::size_t>(c.q_heads) * c.head_dim;
   device_buffer<float> q_dev, out_c(batch * qrow), out_m(batch * qrow);
-  for (unsigned step = 0; step < 3; ++step) {
+  std::vector<token_set> held(pairs), last(pairs);  // what the pool holds at least, last step's
+  for (unsigned step = 0; step < 4; ++step) {
     INFO("step ", step);
+    if (step == 2) {  // rewrite the first tokens: the pool's copies of them must not be used
+      for (int b = 0; b < batch; ++b) {
+        const auto n = std::min<std::size_t>(4, c.lengths[static_cast<std::size_t>(b)]);
+        const auto k = random_rounded<Elem>(n * row, c.seed * 131u + 5u * b, c.levels);
+        const auto v = random_rounded<Elem>(n * row, c.seed * 131u + 5u * b + 1u, c.levels);
+        write_both(b, 0, k, v);
+        for (std::size_t p = 0; p < shape.num_kv_heads; ++p)
+          for (std::int32_t t = 0; t < static_cast<std::int32_t>(n); ++t) {
+            held[b * shape.num_kv_heads + p].erase(t);
+            last[b * shape.num_kv_heads + p].erase(t);
+          }
+      }
+    }
+    if (step == 3) {  // every row must cross again
+      fm.forget_pool_share(1.0, 7);
+      for (auto& h : held) h.clear();
+      for (auto& l : last) l.clear();
+    }
     q_dev.upload(fasa::test::random_vector(batch * qrow, c.seed * 31u + 11u + step));
     FASA_CUDA_CHECK(cudaMemset(out_c.data(), 0xff, out_c.bytes()));
     FASA_CUDA_CHECK(cudaMemset(out_m.data(), 0xff, out_m.bytes()));
@@ -340,6 +388,16 @@ void check_offload_matches_fasa_c(const gpu_case& c, const fasa::dominant_plan& 
     FASA_CUDA_CHECK(cudaDeviceSynchronize());
     for (int b = 0; b < batch; ++b)
       for (int u = 0; u < fc.units(); ++u) CHECK(fc.selected(b, u) == fm.selected(b, u));
+    // Rows over the bus: each pair's kept tokens the pool did not hold, each once. The pool
+    // holds at least the last step's union (it has room for it) and at most every row fetched
+    // since it was last emptied, so the count lies between the two (equal at steps 0, 1, 3).
+    const auto now = unions();
+    const std::int64_t fetched = fm.fetched_rows();
+    CHECK(fetched <= count_new(now, last));
+    CHECK(fetched >= count_new(now, held));
+    if (step != 2) CHECK(count_new(now, last) == count_new(now, held));
+    for (std::size_t p = 0; p < pairs; ++p) held[p].insert(now[p].begin(), now[p].end());
+    last = now;
     const std::vector<float> oc = out_c.download(), om = out_m.download();
     double diff = 0;
     for (std::size_t i = 0; i < oc.size(); ++i)
@@ -378,7 +436,8 @@ void check_all_variants(const gpu_case& c) {
   if (plan.slab_width() < c.head_dim) {
     SUBCASE("fasa_tip, split_offload (FASA-M)") {
       check_variant<Elem>(c, plan.tip(c.budget, c.force), plan.offload_storage());
-      check_offload_matches_fasa_c<Elem>(c, plan);
+      static int calls = 0;  // every other case with the pool's table in device memory
+      check_offload_matches_fasa_c<Elem>(c, plan, calls++ % 2 == 0);
     }
   }
 }

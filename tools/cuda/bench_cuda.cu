@@ -165,7 +165,9 @@ struct row {
   double dense_bytes, fasa_bytes, score_bytes;
   double dense_gbs, fasa_gbs;
   double prep_ms, tip_ms, filter_ms, finish_ms, fac_ms;
-  // FASA-M (--offload; 0 where not run)
+  // FASA-M (--offload; 0 where not run): the share of its row pool emptied before each step,
+  // the rows that step fetched (over the batch and KV heads) and their bytes
+  double miss_share = 0, fetched_rows = 0;
   double m_ms = 0, m_vs_c = 0, m_vs_dense = 0, bus_bytes = 0, bus_floor_ms = 0, m_fetch_ms = 0,
          m_attend_ms = 0, m_max_diff = 0;
   // GPU bytes of the KV cache per configuration (FASA-M: slab + working buffer), host bytes
@@ -287,20 +289,33 @@ int run(const cuda_bench_options& o) {
           fm->fill_hashed(o.seed);
         }
         device_buffer<float> out_m(qn);
+        // FASA-M's steps, one per --offload-miss share: the share of the pool emptied, then the
+        // step (a replay repeats its selection, so without it every row would be a hit).
+        const std::vector<double> shares = fm ? o.offload_miss : std::vector<double>{};
+        const auto m_step = [&](double share, const cuda::stage_events* se) {
+          fm->forget_pool_share(share, o.seed, stream);
+          fm->decode(q.data(), out_m.data(), stream, se);
+        };
         for (std::int64_t n_fac : o.budgets) {
           fasa.set_budget(token_budget::tokens(n_fac));
           const graph fasa_graph(stream, [&] { fasa.decode(q.data(), out_fasa.data(), stream); });
-          std::unique_ptr<graph> m_graph;
+          std::vector<std::unique_ptr<graph>> m_graphs;
           if (fm) {
             fm->set_budget(token_budget::tokens(n_fac));
-            m_graph = std::make_unique<graph>(stream,
-                                              [&] { fm->decode(q.data(), out_m.data(), stream); });
+            for (double share : shares)
+              m_graphs.push_back(
+                  std::make_unique<graph>(stream, [&] { m_step(share, nullptr); }));
           }
-          std::vector<double> dense_ms, fasa_ms, m_ms;
-          const graph* graphs[3] = {&dense_graph, &fasa_graph, m_graph.get()};
-          std::vector<double>* times[3] = {&dense_ms, &fasa_ms, &m_ms};
+          std::vector<double> dense_ms, fasa_ms;
+          std::vector<std::vector<double>> m_ms(shares.size());
+          std::vector<const graph*> graphs = {&dense_graph, &fasa_graph};
+          std::vector<std::vector<double>*> times = {&dense_ms, &fasa_ms};
+          for (std::size_t i = 0; i < shares.size(); ++i) {
+            graphs.push_back(m_graphs[i].get());
+            times.push_back(&m_ms[i]);
+          }
           for (int rep = 0; rep < o.warmup + o.reps; ++rep) {
-            for (int which = 0; which < (fm ? 3 : 2); ++which) {
+            for (std::size_t which = 0; which < graphs.size(); ++which) {
               flush_l2();
               FASA_CUDA_CHECK(cudaEventRecord(ev.a, stream));
               graphs[which]->replay(stream);
@@ -326,10 +341,11 @@ int run(const cuda_bench_options& o) {
             }
           }
           for (cudaEvent_t* e : marks) cudaEventDestroy(*e);
-          // FASA-M's stages after the top-k: the fetch over the bus and the attention.
-          std::vector<double> m_fetch, m_attend;
-          double m_diff = 0;
-          if (fm) {
+          // FASA-M's stages after the top-k, per share: the pool's plan and the fetch over the
+          // bus, then the attention; the rows fetched; the answer against FASA-C's.
+          std::vector<std::vector<double>> m_fetch(shares.size()), m_attend(shares.size());
+          std::vector<double> m_diff(shares.size(), 0), m_rows(shares.size(), 0);
+          for (std::size_t i = 0; i < shares.size(); ++i) {
             cuda::stage_events me;
             const std::vector<cudaEvent_t*> mm = {&me.start,    &me.prepared, &me.scored,
                                                   &me.filtered, &me.selected, &me.fetched,
@@ -337,24 +353,25 @@ int run(const cuda_bench_options& o) {
             for (cudaEvent_t* e : mm) FASA_CUDA_CHECK(cudaEventCreate(e));
             for (int rep = 0; rep < std::max(3, o.reps / 3); ++rep) {
               flush_l2();
-              fm->decode(q.data(), out_m.data(), stream, &me);
+              m_step(shares[i], &me);
               FASA_CUDA_CHECK(cudaEventSynchronize(me.done));
               float a = 0, b = 0;
               FASA_CUDA_CHECK(cudaEventElapsedTime(&a, me.selected, me.fetched));
               FASA_CUDA_CHECK(cudaEventElapsedTime(&b, me.fetched, me.done));
-              m_fetch.push_back(a);
-              m_attend.push_back(b);
+              m_fetch[i].push_back(a);
+              m_attend[i].push_back(b);
             }
             for (cudaEvent_t* e : mm) cudaEventDestroy(*e);
+            m_rows[i] = static_cast<double>(fm->fetched_rows());
             // FASA-M must give FASA-C's answer (the same rows, the same arithmetic).
             fasa.decode(q.data(), out_fasa.data(), stream);
             FASA_CUDA_CHECK(cudaStreamSynchronize(stream));
             const std::vector<float> oc = out_fasa.download(), om = out_m.download();
-            for (std::size_t i = 0; i < oc.size(); ++i)
-              m_diff = std::max(m_diff, static_cast<double>(std::abs(oc[i] - om[i])));
-            if (std::isnan(m_diff) ||
+            for (std::size_t j = 0; j < oc.size(); ++j)
+              m_diff[i] = std::max(m_diff[i], static_cast<double>(std::abs(oc[j] - om[j])));
+            if (std::isnan(m_diff[i]) ||
                 std::any_of(om.begin(), om.end(), [](float x) { return std::isnan(x); }))
-              m_diff = INFINITY;
+              m_diff[i] = INFINITY;
           }
 
           row r{};
@@ -385,21 +402,6 @@ int run(const cuda_bench_options& o) {
           r.fac_ms = median(stage[4]);
           r.dense_kv = static_cast<double>(dense.kv_device_bytes());
           r.c_kv = static_cast<double>(fasa.kv_device_bytes());
-          if (fm) {
-            r.m_ms = median(m_ms);
-            r.m_vs_c = r.m_ms / r.fasa_ms;
-            r.m_vs_dense = r.dense_ms / r.m_ms;
-            // Each unit's kept rows cross with their rest dims and their values.
-            r.bus_bytes = static_cast<double>(batch) * units * std::min(n_fac, t) *
-                          (2.0 * o.head_dim - plan.slab_width()) * elem;
-            r.bus_floor_ms = r.bus_bytes / (std::max(h2d_gbs, zc_gbs) * 1e9) * 1e3;
-            r.m_fetch_ms = median(m_fetch);
-            r.m_attend_ms = median(m_attend);
-            r.m_max_diff = m_diff;
-            r.m_kv = static_cast<double>(fm->kv_device_bytes());
-            r.m_host = static_cast<double>(fm->host_bytes());
-          }
-          rows.push_back(r);
           std::printf(
               "ctx %6lld batch %2d %-10s N_fac %4lld | dense %8.4f ms (%4.0f GB/s, %3.0f%% of "
               "copy) "
@@ -409,16 +411,35 @@ int run(const cuda_bench_options& o) {
               r.dense_ms, r.dense_gbs, 100 * r.dense_gbs / copy_gbs, r.fasa_ms, r.speedup,
               r.ceiling, 100 * r.speedup / r.ceiling, r.prep_ms, r.tip_ms, r.filter_ms, r.finish_ms,
               r.fac_ms);
-          if (fm)
+          if (!fm) rows.push_back(r);
+          for (std::size_t i = 0; i < shares.size(); ++i) {
+            row m = r;
+            m.miss_share = shares[i];
+            m.fetched_rows = m_rows[i];
+            m.m_ms = median(m_ms[i]);
+            m.m_vs_c = m.m_ms / m.fasa_ms;
+            m.m_vs_dense = m.dense_ms / m.m_ms;
+            // Each fetched row crosses with its rest dims and its value.
+            m.bus_bytes = m.fetched_rows * (2.0 * o.head_dim - plan.slab_width()) * elem;
+            m.bus_floor_ms = m.bus_bytes / (std::max(h2d_gbs, zc_gbs) * 1e9) * 1e3;
+            m.m_fetch_ms = median(m_fetch[i]);
+            m.m_attend_ms = median(m_attend[i]);
+            m.m_max_diff = m_diff[i];
+            m.m_kv = static_cast<double>(fm->kv_device_bytes());
+            m.m_host = static_cast<double>(fm->host_bytes());
+            rows.push_back(m);
+            const double per_unit = static_cast<double>(batch) * units * std::min(n_fac, t);
             std::printf(
-                "    FASA-M %8.4f ms = %.2fx FASA-C, %.2fx faster than dense | bus %.2f MB/step, "
-                "floor %.4f ms, fetch %.4f ms (%3.0f%% of the link), attend %.4f ms | max |FASA-M "
-                "- FASA-C| %.3g | GPU KV: dense %.3f GiB, FASA-C %.3f, FASA-M %.3f (%.3f of "
-                "dense) + host %.3f GiB\n",
-                r.m_ms, r.m_vs_c, r.m_vs_dense, r.bus_bytes / 1e6, r.bus_floor_ms, r.m_fetch_ms,
-                100 * r.bus_floor_ms / r.m_fetch_ms, r.m_attend_ms, r.m_max_diff,
-                r.dense_kv / 1073741824.0, r.c_kv / 1073741824.0, r.m_kv / 1073741824.0,
-                r.m_kv / r.dense_kv, r.m_host / 1073741824.0);
+                "    FASA-M, %.2f of the pool emptied: %8.4f ms = %.2fx FASA-C, %.2fx faster than "
+                "dense | fetched %.0f rows (%.3f of the units' kept rows), bus %.2f MB/step, "
+                "floor %.4f ms, plan + fetch %.4f ms, attend %.4f ms | max |FASA-M - FASA-C| "
+                "%.3g | GPU KV: dense %.3f GiB, FASA-C %.3f, FASA-M %.3f (%.3f of dense) + host "
+                "%.3f GiB\n",
+                m.miss_share, m.m_ms, m.m_vs_c, m.m_vs_dense, m.fetched_rows,
+                m.fetched_rows / per_unit, m.bus_bytes / 1e6, m.bus_floor_ms, m.m_fetch_ms,
+                m.m_attend_ms, m.m_max_diff, m.dense_kv / 1073741824.0, m.c_kv / 1073741824.0,
+                m.m_kv / 1073741824.0, m.m_kv / m.dense_kv, m.m_host / 1073741824.0);
+          }
           std::fflush(stdout);
 
           if (!o.dump_dir.empty()) {
@@ -468,7 +489,7 @@ int run(const cuda_bench_options& o) {
            "dense_bytes,fasa_bytes,score_bytes,dense_gbs,dense_fraction_of_copy,fasa_gbs,prep_ms,"
            "tip_ms,filter_ms,finish_ms,fac_ms,h2d_gbs,zero_copy_gbs,fasam_ms,fasam_vs_fasac,"
            "dense_vs_fasam,bus_bytes,bus_floor_ms,fasam_fetch_ms,fasam_attend_ms,fasam_max_diff,"
-           "dense_kv_bytes,fasac_kv_bytes,fasam_kv_bytes,fasam_host_bytes\n";
+           "dense_kv_bytes,fasac_kv_bytes,fasam_kv_bytes,fasam_host_bytes,miss_share,fetched_rows\n";
     for (const row& r : rows)
       csv << '"' << prop.name << "\"," << driver << ',' << runtime << ',' << copy_gbs << ','
           << o.heads << ',' << o.kv_heads << ',' << o.head_dim << ','
@@ -481,7 +502,173 @@ int run(const cuda_bench_options& o) {
           << r.finish_ms << ',' << r.fac_ms << ',' << h2d_gbs << ',' << zc_gbs << ',' << r.m_ms
           << ',' << r.m_vs_c << ',' << r.m_vs_dense << ',' << r.bus_bytes << ',' << r.bus_floor_ms
           << ',' << r.m_fetch_ms << ',' << r.m_attend_ms << ',' << r.m_max_diff << ',' << r.dense_kv
-          << ',' << r.c_kv << ',' << r.m_kv << ',' << r.m_host << '\n';
+          << ',' << r.c_kv << ',' << r.m_kv << ',' << r.m_host << ',' << r.miss_share << ','
+          << r.fetched_rows << '\n';
+    FASA_CHECK(csv.good(), "fasa-bench: cannot write ", o.csv);
+    std::printf("# wrote %s\n", o.csv.c_str());
+  }
+  FASA_CUDA_CHECK(cudaStreamDestroy(stream));
+  return 0;
+}
+
+// --capacity: per context, the largest batch whose KV caches for `layers` attention layers fit
+// the GPU beside the weights (--weights-gib) with dense, FASA-C and FASA-M, from the bytes each
+// decoder allocates per sequence (its KV cache per layer, and one layer's scratch: the selection
+// buffers are reused layer after layer); then one layer's step timed at that batch, and the
+// decode throughput it implies (batch / (layers x step); attention alone, no projections or MLP).
+struct capacity_row {
+  std::int64_t context;
+  std::string granularity, config;
+  double kv_per_seq = 0, scratch_per_seq = 0, fixed = 0, host_per_seq = 0;
+  std::int64_t max_batch = 0;
+  double step_ms = 0, tokens_per_s = 0, fetched_rows = 0;
+};
+
+template <class Elem>
+int run_capacity(const cuda_bench_options& o) {
+  FASA_CHECK(o.heads % o.kv_heads == 0, "fasa-bench: --heads must be a multiple of --kv-heads");
+  FASA_CHECK(o.layers >= 1, "fasa-bench: --layers must be >= 1");
+  cudaDeviceProp prop{};
+  FASA_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  cudaStream_t stream;
+  FASA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  const double gib = 1073741824.0;
+  const double budget = static_cast<double>(prop.totalGlobalMem) - (o.weights_gib + 2.0) * gib;
+  FASA_CHECK(budget > 0, "fasa-bench --capacity: --weights-gib ", o.weights_gib,
+             " plus 2 GiB of activations leave nothing of the GPU's ",
+             prop.totalGlobalMem / gib, " GiB");
+  const std::int64_t n_fac = o.budgets.front();
+  const double share = o.offload_miss.back();
+  std::printf("# GPU: %s, %.1f GiB; %d layers of %d query / %d KV heads, d %d, %s; weights %.1f "
+              "GiB + 2 GiB of activations leave %.1f GiB for the KV caches and one layer's "
+              "scratch\n",
+              prop.name, prop.totalGlobalMem / gib, o.layers, o.heads, o.kv_heads, o.head_dim,
+              cuda::elem_traits<Elem>::name, o.weights_gib, budget / gib);
+  std::printf("# FASA: N_tip %d, N_fac %lld; FASA-M with %.2f of its row pool emptied before "
+              "each step; times: one layer's step (graph replay, L2 flushed), median of %d\n",
+              o.n_tip, static_cast<long long>(n_fac), share, o.reps);
+  device_buffer<char> flush(std::size_t{256} << 20);
+  timer_events ev;
+  std::vector<capacity_row> rows;
+  const auto time_graph = [&](const graph& g) {
+    std::vector<double> ms;
+    for (int rep = 0; rep < o.warmup + o.reps; ++rep) {
+      FASA_CUDA_CHECK(cudaMemsetAsync(flush.data(), 0, flush.bytes(), stream));
+      FASA_CUDA_CHECK(cudaEventRecord(ev.a, stream));
+      g.replay(stream);
+      FASA_CUDA_CHECK(cudaEventRecord(ev.b, stream));
+      FASA_CUDA_CHECK(cudaEventSynchronize(ev.b));
+      if (rep >= o.warmup) ms.push_back(ev.ms());
+    }
+    return median(ms);
+  };
+  for (std::int64_t t : o.contexts)
+    for (const std::string& gname : o.granularities) {
+      const auto g =
+          gname == "kv_head" ? selection_granularity::kv_head : selection_granularity::query_head;
+      const attention_shape shape{o.heads, o.kv_heads, o.head_dim, t};
+      const auto pe = positional::rope::interleaved(o.head_dim, 500000.0);
+      const dominant_plan plan(pe, shape, g, random_fcs(o, g, o.seed + 17), cuda::vec_elems<Elem>);
+      const auto sel = plan.tip(token_budget::tokens(n_fac));
+      // One configuration: its bytes per sequence from decoders of 1 and 2 sequences, its
+      // largest batch, and its step at that batch.
+      const auto measure = [&](const std::string& config, auto make, auto step) {
+        if (gname != o.granularities.front() && config == "dense") return;  // once per context
+        capacity_row r{};
+        r.context = t;
+        r.granularity = config == "dense" ? "-" : gname;
+        r.config = config;
+        {
+          auto one = make(1);
+          auto two = make(2);
+          r.kv_per_seq = static_cast<double>(two->kv_device_bytes() - one->kv_device_bytes());
+          r.scratch_per_seq =
+              static_cast<double>((two->device_bytes() - two->kv_device_bytes()) -
+                                  (one->device_bytes() - one->kv_device_bytes()));
+          r.fixed = static_cast<double>(one->device_bytes()) - r.kv_per_seq - r.scratch_per_seq;
+          r.host_per_seq = static_cast<double>(two->host_bytes() - one->host_bytes());
+        }
+        r.max_batch = static_cast<std::int64_t>(
+            (budget - r.fixed) / (o.layers * r.kv_per_seq + r.scratch_per_seq));
+        if (r.max_batch < 1) {
+          std::printf("ctx %6lld %-10s %-6s | not one sequence fits\n",
+                      static_cast<long long>(t), r.granularity.c_str(), config.c_str());
+          rows.push_back(r);
+          return;
+        }
+        const int batch = static_cast<int>(std::min<std::int64_t>(r.max_batch, 65535));
+        if (r.host_per_seq * batch > o.max_host_gib * gib) {
+          std::printf("ctx %6lld %-10s %-6s | largest batch %lld; not timed: one layer's far "
+                      "tier needs %.1f GiB of pinned host memory (> --max-host-gib %.0f)\n",
+                      static_cast<long long>(t), r.granularity.c_str(), config.c_str(),
+                      static_cast<long long>(r.max_batch), r.host_per_seq * batch / gib,
+                      o.max_host_gib);
+          rows.push_back(r);
+          return;
+        }
+        auto dec = make(batch);
+        const std::vector<int> lengths(static_cast<std::size_t>(batch), static_cast<int>(t));
+        dec->set_split_options(o.splits);
+        dec->set_lengths(lengths);
+        dec->fill_hashed(o.seed);
+        const std::size_t qn = static_cast<std::size_t>(batch) * o.heads * o.head_dim;
+        std::vector<float> q_host(qn);
+        for (std::size_t i = 0; i < qn; ++i)
+          q_host[i] = cuda::kernels::hashed_uniform(o.seed, 7, static_cast<std::uint32_t>(i));
+        device_buffer<float> q, out(qn);
+        q.upload(q_host);
+        const graph gr(stream, [&] { step(*dec, q.data(), out.data()); });
+        r.step_ms = time_graph(gr);
+        r.tokens_per_s = batch / (o.layers * r.step_ms * 1e-3);
+        if constexpr (requires { dec->fetched_rows(); }) r.fetched_rows = dec->fetched_rows();
+        rows.push_back(r);
+        std::printf("ctx %6lld %-10s %-6s | per sequence: %.1f MiB of KV per layer, %.1f MiB of "
+                    "scratch, %.1f MiB of host memory per layer | largest batch %5lld | one "
+                    "layer %.4f ms | %.0f tokens/s over %d layers\n",
+                    static_cast<long long>(t), r.granularity.c_str(), config.c_str(),
+                    r.kv_per_seq / 1048576.0, r.scratch_per_seq / 1048576.0,
+                    r.host_per_seq / 1048576.0, static_cast<long long>(r.max_batch), r.step_ms,
+                    r.tokens_per_s, o.layers);
+        std::fflush(stdout);
+      };
+      using dense_t = cuda::batch_decoder<Elem, selector::dense, storage::contiguous>;
+      using fasac_t = cuda::batch_decoder<Elem, selector::fasa_tip, storage::split_dominant>;
+      using fasam_t = cuda::batch_decoder<Elem, selector::fasa_tip, storage::split_offload>;
+      measure(
+          "dense",
+          [&](int b) {
+            return std::make_unique<dense_t>(shape, b, selector::dense{},
+                                             storage::contiguous::for_shape(shape));
+          },
+          [&](dense_t& d, const float* q, float* out) { d.decode(q, out, stream); });
+      measure(
+          "FASA-C",
+          [&](int b) { return std::make_unique<fasac_t>(shape, b, sel, plan.storage()); },
+          [&](fasac_t& d, const float* q, float* out) { d.decode(q, out, stream); });
+      measure(
+          "FASA-M",
+          [&](int b) {
+            return std::make_unique<fasam_t>(shape, b, sel, plan.offload_storage(),
+                                             cuda::shared_cache<Elem>{},
+                                             cuda::offload_options{o.offload_huge_pages});
+          },
+          [&](fasam_t& d, const float* q, float* out) {
+            d.forget_pool_share(share, o.seed, stream);
+            d.decode(q, out, stream);
+          });
+    }
+  if (!o.csv.empty()) {
+    std::ofstream csv(o.csv);
+    csv << "gpu,heads,kv_heads,head_dim,dtype,n_tip,n_fac,layers,weights_gib,budget_bytes,"
+           "miss_share,context,granularity,config,kv_bytes_per_seq_layer,scratch_bytes_per_seq,"
+           "fixed_bytes,host_bytes_per_seq_layer,max_batch,step_ms,tokens_per_s,fetched_rows\n";
+    for (const capacity_row& r : rows)
+      csv << '"' << prop.name << "\"," << o.heads << ',' << o.kv_heads << ',' << o.head_dim << ','
+          << cuda::elem_traits<Elem>::name << ',' << o.n_tip << ',' << n_fac << ',' << o.layers
+          << ',' << o.weights_gib << ',' << budget << ',' << share << ',' << r.context << ','
+          << r.granularity << ',' << r.config << ',' << r.kv_per_seq << ',' << r.scratch_per_seq
+          << ',' << r.fixed << ',' << r.host_per_seq << ',' << r.max_batch << ',' << r.step_ms
+          << ',' << r.tokens_per_s << ',' << r.fetched_rows << '\n';
     FASA_CHECK(csv.good(), "fasa-bench: cannot write ", o.csv);
     std::printf("# wrote %s\n", o.csv.c_str());
   }
@@ -497,8 +684,8 @@ int run_cuda_bench(const cuda_bench_options& o) {
     std::cerr << "fasa-bench: --backend cuda needs a CUDA device; none is visible\n";
     return 2;
   }
-  if (o.dtype == "bf16") return run<__nv_bfloat16>(o);
-  if (o.dtype == "fp16") return run<__half>(o);
+  if (o.dtype == "bf16") return o.capacity ? run_capacity<__nv_bfloat16>(o) : run<__nv_bfloat16>(o);
+  if (o.dtype == "fp16") return o.capacity ? run_capacity<__half>(o) : run<__half>(o);
   std::cerr << "fasa-bench: unknown --dtype '" << o.dtype << "'; known: bf16, fp16\n";
   return 2;
 }

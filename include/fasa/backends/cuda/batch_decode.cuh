@@ -22,9 +22,10 @@
 //      kernel writes the output and no merge runs); dense runs step 4 alone over every token.
 // FASA-M (St = storage::split_offload): the cache's near tier (the slab) is device memory, its
 // far tier (the rest of the keys, the values) pinned host memory mapped into the GPU; after step
-// 3, fetch_rows rebuilds each unit's kept rows in a device working buffer (the far parts read
-// over the bus), and step 4 runs FASA-C's attention kernels on that buffer: the same rows, the
-// same arithmetic, so the output equals FASA-C's.
+// 3, plan_rows looks each KV head's kept tokens up in a device pool of recently fetched rows,
+// fetch_rows copies the misses in (their far parts over the bus), and step 4 runs FASA-C's
+// gathering attention kernels on the pool: the same rows, the same arithmetic, so the output
+// equals FASA-C's (kernels/offload.cuh).
 // No memset: the histograms and counters are zeroed once and left at zero by their last user.
 // Every step is a kernel launch on the given stream with no host synchronisation, so a step can
 // be captured in a CUDA graph (see benchmarks/cuda/).
@@ -89,6 +90,9 @@ struct stage_events {
 // How a FASA-M decoder allocates its far tier (see pinned_buffer::allocate).
 struct offload_options {
   bool huge_pages = false;
+  // The row pool's per-step hash table in shared memory where it fits (else, or when false, in
+  // device memory: tests run both).
+  bool table_in_shared = true;
 };
 
 template <class Elem, class Sel, class St>
@@ -226,13 +230,37 @@ class batch_decoder {
                    "batch_decoder (FASA-M): the selector scores dims outside the slab, which "
                    "lives alone on the GPU; build the selector and the storage from one "
                    "dominant_plan");
-        work_shape_ = attention_shape{shape.num_q_heads, units_, shape.head_dim, kcap_};
-        work_st_ = st_dev_;  // the tables are its; the kernels of step 4 read none of them
-        work_st_.kv_heads = units_;
-        work_st_.cap = kcap_;
+        // The row pool: P slots per (sequence, KV head), as many rows as its units keep.
+        per_kv_ = sel.granularity() == selection_granularity::query_head ? shape.group_size() : 1;
+        pool_ = per_kv_ * kcap_;
+        work_st_ = st_dev_;  // the tables are its; only the pool's sizes differ
+        work_st_.cap = pool_;
         work_stride_ = work_st_.buffer_elements();
         work_.resize(b * static_cast<std::size_t>(work_stride_));
-        keep_dev_.resize(b);
+        const auto pairs = b * static_cast<std::size_t>(shape.num_kv_heads);
+        const auto slots = pairs * static_cast<std::size_t>(pool_);
+        slot_tok_.resize(slots);
+        FASA_CUDA_CHECK(cudaMemset(slot_tok_.data(), 0xff, slot_tok_.bytes()));  // -1: empty
+        slot_idx_.resize(rows * static_cast<std::size_t>(kcap_));
+        miss_tok_.resize(slots);
+        miss_slot_.resize(slots);
+        miss_count_.resize(pairs);
+        FASA_CUDA_CHECK(cudaMemset(miss_count_.data(), 0, miss_count_.bytes()));
+        hsize_ = 1;
+        while (hsize_ < 2 * pool_) hsize_ *= 2;
+        plan_smem_ = kernels::plan_smem_bytes(hsize_, pool_);
+        int smem_max = 0;
+        FASA_CUDA_CHECK(
+            cudaDeviceGetAttribute(&smem_max, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+        if (!offload.table_in_shared || plan_smem_ + 4096 > smem_max) {  // in device memory
+          plan_smem_ = 0;
+          hash_.resize(pairs * 2 * static_cast<std::size_t>(hsize_));
+          used_.resize(slots);
+        } else if (plan_smem_ > 48 * 1024) {
+          FASA_CUDA_CHECK(cudaFuncSetAttribute(kernels::plan_rows,
+                                               cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                               static_cast<int>(plan_smem_)));
+        }
       }
       // Bulk copies need sm_90, each KV head's scored rows back to back (row pitch = the
       // scored width) and 16-byte aligned starts.
@@ -266,13 +294,44 @@ class batch_decoder {
   std::size_t device_bytes() const {
     return cache_.bytes() + q_att_.bytes() + q_tip_.bytes() + scores_.bytes() + cand_.bytes() +
            idx_.bytes() + part_o_.bytes() + part_lse_.bytes() + hist_.bytes() + done_.bytes() +
-           score_mask_.bytes() + work_.bytes() + keep_dev_.bytes();
+           score_mask_.bytes() + work_.bytes() + slot_tok_.bytes() + slot_idx_.bytes() +
+           miss_tok_.bytes() + miss_slot_.bytes() + miss_count_.bytes() + hash_.bytes() +
+           used_.bytes();
   }
-  // Device bytes of the KV cache: the cache (for FASA-M its near tier) and FASA-M's working
-  // buffer of kept rows.
-  std::size_t kv_device_bytes() const { return cache_.bytes() + work_.bytes(); }
+  // Device bytes of the KV cache: the cache (for FASA-M its near tier) and FASA-M's row pool
+  // (its rows and the token each slot holds).
+  std::size_t kv_device_bytes() const {
+    return cache_.bytes() + work_.bytes() + slot_tok_.bytes();
+  }
   // Pinned host bytes of FASA-M's far tier (0 for the other layouts).
   std::size_t host_bytes() const { return far_.bytes(); }
+  // FASA-M: slots of the row pool per (sequence, KV head).
+  std::int64_t pool_rows() const { return pool_; }
+  // FASA-M: rows the last step copied over the bus, over the batch and its KV heads; each is
+  // a whole row's far part, 2 * head_dim - slab_width elements (synchronises).
+  std::int64_t fetched_rows() const {
+    std::int64_t sum = 0;
+    if constexpr (offloaded) {
+      FASA_CUDA_CHECK(cudaDeviceSynchronize());
+      for (int c : miss_count_.download()) sum += c;
+    }
+    return sum;
+  }
+  // FASA-M, for benchmarks: empties about `share` of the pool's slots, the same ones at every
+  // call with one seed, so a replayed step (whose selection repeats) fetches that share of its
+  // rows again, as a real step would fetch its new tokens. Asynchronous on `stream`; a graph may
+  // capture it.
+  void forget_pool_share(double share, std::uint32_t seed, cudaStream_t stream = nullptr) {
+    if constexpr (offloaded) {
+      FASA_CHECK(share >= 0 && share <= 1,
+                 "batch_decoder::forget_pool_share: share must be in [0, 1], got ", share);
+      const auto below = static_cast<std::uint64_t>(share * 4294967296.0);
+      launch_kernel(kernels::forget_share,
+                    dim3(static_cast<unsigned>(shape_.num_kv_heads), static_cast<unsigned>(batch_)),
+                    256, 0, stream, slot_tok_.data(), pool_, shape_.num_kv_heads, seed, below);
+      FASA_CUDA_CHECK_LAUNCH("forget_share");
+    }
+  }
 
   // Writes count tokens of sequence b at positions t0 .. t0+count-1 (host fp32, keys rotated).
   // k_rot, v: [count, num_kv_heads, head_dim].
@@ -318,7 +377,6 @@ class batch_decoder {
     max_len_ = *std::max_element(lengths_.begin(), lengths_.end());
     FASA_CUDA_CHECK(cudaMemcpy(lengths_dev_.data(), lengths_.data(), lengths_.size() * sizeof(int),
                                cudaMemcpyHostToDevice));
-    upload_keep();
     plan_splits();
   }
   std::span<const int> lengths() const { return lengths_; }
@@ -333,9 +391,10 @@ class batch_decoder {
     const auto fill = [&](auto cache) {
       kernels::fill_hashed<Elem><<<grid, 256>>>(st_dev_, cache, lengths_dev_.data(), batch_, seed);
     };
-    if constexpr (offloaded)
+    if constexpr (offloaded) {
       fill(tiers());
-    else
+      FASA_CUDA_CHECK(cudaMemset(slot_tok_.data(), 0xff, slot_tok_.bytes()));  // all rewritten
+    } else
       fill(kernels::flat_cache<Elem>{cache_.data(), seq_elements()});
     FASA_CUDA_CHECK_LAUNCH("fill_hashed");
     FASA_CUDA_CHECK(cudaDeviceSynchronize());
@@ -497,22 +556,7 @@ class batch_decoder {
     if constexpr (offloaded) {
       fetch_and_attend(a, out, direct, stream, ev);
     } else {
-      const int units = a.unit_is_query_head ? shape_.num_q_heads : shape_.num_kv_heads;
-      const dim3 grid(static_cast<unsigned>(max_splits_), static_cast<unsigned>(units),
-                      static_cast<unsigned>(batch_));
-      with_attention_kernel(a.unit_is_query_head, [&](auto kernel, int threads, int smem) {
-        launch_kernel(kernel, grid, static_cast<unsigned>(threads), static_cast<std::size_t>(smem),
-                      stream, st_dev_, cache_ptr_, seq_stride_, a);
-      });
-      FASA_CUDA_CHECK_LAUNCH("attend_split");
-      if (!direct) {
-        launch_kernel(
-            kernels::merge_splits,
-            dim3(static_cast<unsigned>(shape_.num_q_heads), static_cast<unsigned>(batch_)),
-            static_cast<unsigned>(d), 0, stream, a, out);
-        FASA_CUDA_CHECK_LAUNCH("merge_splits");
-      }
-      if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->done, stream));
+      attend(st_dev_, cache_ptr_, seq_stride_, a, out, direct, stream, ev);
     }
   }
 
@@ -595,10 +639,7 @@ class batch_decoder {
                " this decoder was built for");
     sel_.budget = budget;
     sel_dev_.budget = budget;
-    if (max_len_ > 0) {
-      upload_keep();
-      plan_splits();
-    }
+    if (max_len_ > 0) plan_splits();
   }
 
   // How the attention stage splits each unit's tokens (benchmarks sweep it).
@@ -703,7 +744,7 @@ class batch_decoder {
 
   // FASA-M: tokens t0 .. t0+count-1 of sequence b converted on the host; the slab rows go to
   // the device (one copy per KV head: its rows are contiguous), the rest and the values are
-  // written straight into the pinned far tier.
+  // written straight into the pinned far tier, and the row pool forgets these tokens.
   void write_tiers(int b, std::int64_t t0, std::int64_t count, std::span<const float> k_rot,
                    std::span<const float> v) {
     if constexpr (offloaded) {
@@ -729,69 +770,83 @@ class batch_decoder {
                                    slab.data() + static_cast<std::size_t>(h * count * sw),
                                    static_cast<std::size_t>(count * sw) * sizeof(Elem),
                                    cudaMemcpyHostToDevice));
+      // The pool's copies of these tokens are stale now.
+      kernels::forget_tokens<<<dim3(static_cast<unsigned>(heads), static_cast<unsigned>(batch_)),
+                               256>>>(slot_tok_.data(), pool_, heads, b, t0, t0 + count);
+      FASA_CUDA_CHECK_LAUNCH("forget_tokens");
+      FASA_CUDA_CHECK(cudaDeviceSynchronize());
     }
   }
 
-  // FASA-M: rows kept per unit of each sequence, for the fetch and the attention over them.
-  void upload_keep() {
-    if constexpr (offloaded) {
-      std::vector<int> keep(lengths_.size());
-      for (std::size_t b = 0; b < keep.size(); ++b)
-        keep[b] = static_cast<int>(sel_.keep(lengths_[b]));
-      FASA_CUDA_CHECK(cudaMemcpy(keep_dev_.data(), keep.data(), keep.size() * sizeof(int),
-                                 cudaMemcpyHostToDevice));
-    }
-  }
-
-  // FASA-M's step 4: the kept rows rebuilt in the working buffer (far parts over the bus), then
-  // the attention kernel FASA-C runs, on that buffer (laid out as FASA-C's cache with kcap rows
-  // per unit) with FASA-C's split plan: the same instantiation, rows and order, so the same
-  // output.
+  // FASA-M's step 4: plan_rows turns each unit's kept tokens into row-pool slots and lists the
+  // misses, fetch_rows copies them in (far parts over the bus), then FASA-C's attention kernel
+  // gathers the same rows in the same order from the pool instead of the cache: the same output.
   void fetch_and_attend(const kernels::attend_args& a, float* out, bool direct, cudaStream_t stream,
                         const stage_events* ev) {
     if constexpr (offloaded) {
-      kernels::fetch_args f{};
-      f.idx = idx_.data();
-      f.idx_stride = kcap_;
-      f.keep = keep_dev_.data();
-      f.units = units_;
-      f.group = shape_.group_size();
-      f.unit_is_query_head = sel_.granularity() == selection_granularity::query_head;
-      f.work_stride = work_stride_;
-      const std::int64_t items = sel_.keep(max_len_) * 2 * (shape_.head_dim / vec);
-      const dim3 fetch_grid(static_cast<unsigned>(std::max<std::int64_t>(1, (items + 255) / 256)),
-                            static_cast<unsigned>(units_), static_cast<unsigned>(batch_));
+      kernels::pool_args p{};
+      p.idx = idx_.data();
+      p.idx_stride = kcap_;
+      p.lengths = lengths_dev_.data();
+      p.budget = a.budget;
+      p.units = units_;
+      p.per_kv = per_kv_;
+      p.kv_heads = shape_.num_kv_heads;
+      p.pool = pool_;
+      p.slot_tok = slot_tok_.data();
+      p.slot_idx = slot_idx_.data();
+      p.miss_tok = miss_tok_.data();
+      p.miss_slot = miss_slot_.data();
+      p.miss_count = miss_count_.data();
+      p.hsize = hsize_;
+      p.hash_global = plan_smem_ > 0 ? nullptr : hash_.data();
+      p.used_global = plan_smem_ > 0 ? nullptr : used_.data();
+      const dim3 pairs(static_cast<unsigned>(shape_.num_kv_heads), static_cast<unsigned>(batch_));
+      launch_kernel(kernels::plan_rows, pairs, kernels::plan_threads,
+                    static_cast<std::size_t>(plan_smem_), stream, p);
+      FASA_CUDA_CHECK_LAUNCH("plan_rows");
+      // Enough 16-byte loads in flight for the link (a few blocks per SM over all pairs), at
+      // most what a step's rows could need.
+      const std::int64_t most =
+          per_kv_ * sel_.keep(max_len_) * 2 * (shape_.head_dim / vec) / 256 + 1;
+      const std::int64_t spread = std::max<std::int64_t>(
+          1, 4 * std::int64_t{sms_} / (std::int64_t{shape_.num_kv_heads} * batch_));
+      const dim3 fetch_grid(static_cast<unsigned>(std::min(most, spread)),
+                            static_cast<unsigned>(shape_.num_kv_heads),
+                            static_cast<unsigned>(batch_));
       with_head_dim([&](auto dim) {
         constexpr int D = decltype(dim)::value;
         launch_kernel(kernels::fetch_rows<Elem, D>, fetch_grid, 256, 0, stream, st_dev_, tiers(),
-                      work_st_, work_.data(), f);
+                      work_st_, work_.data(), work_stride_, p);
       });
       FASA_CUDA_CHECK_LAUNCH("fetch_rows");
       if (ev && ev->fetched) FASA_CUDA_CHECK(cudaEventRecord(ev->fetched, stream));
       kernels::attend_args w = a;
-      w.shape = work_shape_;
-      w.gather = false;
-      w.idx = nullptr;
-      w.lengths = keep_dev_.data();
-      w.budget = token_budget::all();
-      w.unit_is_query_head = false;
-      const dim3 grid(static_cast<unsigned>(max_splits_), static_cast<unsigned>(units_),
-                      static_cast<unsigned>(batch_));
-      with_attention_kernel<attend_layout>(a.unit_is_query_head, [&](auto kernel, int threads,
-                                                                     int smem) {
-        launch_kernel(kernel, grid, static_cast<unsigned>(threads), static_cast<std::size_t>(smem),
-                      stream, work_st_, work_.data(), work_stride_, w);
-      });
-      FASA_CUDA_CHECK_LAUNCH("attend_split (FASA-M)");
-      if (!direct) {
-        launch_kernel(
-            kernels::merge_splits,
-            dim3(static_cast<unsigned>(shape_.num_q_heads), static_cast<unsigned>(batch_)),
-            static_cast<unsigned>(shape_.head_dim), 0, stream, w, out);
-        FASA_CUDA_CHECK_LAUNCH("merge_splits");
-      }
-      if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->done, stream));
+      w.idx = slot_idx_.data();
+      attend(work_st_, work_.data(), work_stride_, w, out, direct, stream, ev);
     }
+  }
+
+  // Step 4 over the cache laid out by `lay` at `cache`: the attention kernel, then the merge of
+  // its splits (none with one split per unit).
+  template <class L>
+  void attend(const L& lay, Elem* cache, std::int64_t stride, const kernels::attend_args& a,
+              float* out, bool direct, cudaStream_t stream, const stage_events* ev) {
+    const int units = a.unit_is_query_head ? shape_.num_q_heads : shape_.num_kv_heads;
+    const dim3 grid(static_cast<unsigned>(max_splits_), static_cast<unsigned>(units),
+                    static_cast<unsigned>(batch_));
+    with_attention_kernel<L>(a.unit_is_query_head, [&](auto kernel, int threads, int smem) {
+      launch_kernel(kernel, grid, static_cast<unsigned>(threads), static_cast<std::size_t>(smem),
+                    stream, lay, cache, stride, a);
+    });
+    FASA_CUDA_CHECK_LAUNCH("attend_split");
+    if (!direct) {
+      launch_kernel(kernels::merge_splits,
+                    dim3(static_cast<unsigned>(shape_.num_q_heads), static_cast<unsigned>(batch_)),
+                    static_cast<unsigned>(shape_.head_dim), 0, stream, a, out);
+      FASA_CUDA_CHECK_LAUNCH("merge_splits");
+    }
+    if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->done, stream));
   }
 
   static token_budget budget_of(const Sel& s) {
@@ -973,14 +1028,18 @@ class batch_decoder {
   device_buffer<unsigned> done_;     // TIP's finished blocks [batch, kv_heads]
   device_buffer<float> score_mask_;  // [units, head_dim]
   int sms_ = 0;
-  // FASA-M: the far tier, the working buffer of kept rows and its view as a contiguous cache.
+  // FASA-M: the far tier; the row pool (its rows laid out by work_st_, a split_dominant of
+  // pool_ tokens per KV head) and its bookkeeping (kernels::pool_args).
   pinned_buffer<Elem> far_;
   std::int64_t far_stride_ = 0;
   device_buffer<Elem> work_;
   std::int64_t work_stride_ = 0;
-  attention_shape work_shape_{};
   storage::split_dominant work_st_{};
-  device_buffer<int> keep_dev_;
+  int per_kv_ = 1;
+  std::int64_t pool_ = 0, hsize_ = 0, plan_smem_ = 0;
+  device_buffer<std::int32_t> slot_tok_, slot_idx_, miss_tok_, miss_slot_, hash_;
+  device_buffer<int> miss_count_;
+  device_buffer<unsigned char> used_;
 };
 
 }  // namespace fasa::cuda
