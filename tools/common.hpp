@@ -343,6 +343,7 @@ struct attention_options {
   std::int64_t capacity = 0;
   int calibration_k = 0;  // the CA window K that picks fasa's FCs; 0: the official rule
   forced_tokens force;    // oracle, fasa: sinks / recent tokens kept before ranking
+  bool offload = false;   // fasa: FASA-M (the slab on the device, the rest in host memory)
 };
 
 inline token_budget parse_budget(double b) {
@@ -376,6 +377,7 @@ inline layers_request request_for(const model::llama_config& c, const attention_
   r.granularity = o.granularity;
   o.force.validate();
   r.force = o.force;
+  r.offload = o.offload;
   if (o.selector == "fasa") {
     FASA_CHECK(cal != nullptr, "the fasa selector needs a calibration");
     r.dominant = dominant_sets_for(*cal, r.budget, o.n_tip, c.head_dim, o.calibration_k);

@@ -27,6 +27,7 @@ struct layers_request {
   selection_granularity granularity = selection_granularity::query_head;
   forced_tokens force;               // oracle, fasa: tokens kept before ranking (default none)
   calib::dominant_fc_sets dominant;  // fasa: per layer, per unit
+  bool offload = false;              // fasa: FASA-M's two-tier layout (storage::split_offload)
 };
 
 template <class Backend>
@@ -39,6 +40,9 @@ std::vector<std::unique_ptr<model::layer_attention>> build_layers_for(const laye
     sel.force = r.force;
     return model::oracle_layers<Backend>(r.stack, r.plan, sel);
   }
+  if (r.selector == "fasa" && r.offload)
+    return model::fasa_m_layers<Backend>(r.stack, r.plan, r.dominant, r.granularity, r.budget,
+                                         r.force);
   if (r.selector == "fasa")
     return model::fasa_c_layers<Backend>(r.stack, r.plan, r.dominant, r.granularity, r.budget,
                                          r.force);

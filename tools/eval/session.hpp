@@ -260,6 +260,7 @@ struct session_options {
   std::vector<int> dense_layers{0};
   double prefix_cache_mb = 4096;  // captured prefixes kept in memory for the next variant
   int calibration_k = 0;          // the CA window K that picks fasa's FCs; 0: the official rule
+  bool offload = false;           // fasa as FASA-M (storage::split_offload)
 };
 
 // Evaluates variants on one model: builds each variant's layers, obtains calibrations (cached
@@ -315,6 +316,7 @@ class session {
     a.force = v.force;
     a.dense_layers = opt_.dense_layers;
     a.calibration_k = opt_.calibration_k;
+    a.offload = opt_.offload;
     a.capacity = capacity;
     const calib::calibration* cal = v.selector == "fasa" ? &calibration(v) : nullptr;
     return std::make_unique<model::llama_model>(model_.weights, build_attention(config(), a, cal));
@@ -466,6 +468,10 @@ struct common_flags {
         ->capture_default_str()
         ->check(whole_in(0, 4095));
     app->add_option("--backend", session.backend, backend_help)->capture_default_str();
+    app->add_flag("--offload", session.offload,
+                  "run fasa as FASA-M: the dominant-dim key slab near, the other key dims and the "
+                  "values far (on --backend cuda in pinned host memory, each step's missing kept "
+                  "rows fetched over the bus; on the CPU one buffer, FASA-C's answers)");
     app->add_option("--prefix-cache-mb", session.prefix_cache_mb,
                     "memory for dense prefills kept for reuse by the next variant")
         ->capture_default_str()
@@ -501,6 +507,7 @@ inline nlohmann::json run_meta(const std::string& protocol, const common_flags& 
                                fs::path(f.session.calibration_text).filename().string());
   j["dense_layers"] = f.session.dense_layers;
   j["backend"] = f.session.backend;
+  j["offload"] = f.session.offload;
   j["calibration_k"] = f.session.calibration_k;
   return j;
 }

@@ -118,4 +118,27 @@ std::vector<std::unique_ptr<layer_attention>> fasa_c_layers(
       be);
 }
 
+// FASA-M in every non-dense layer: FASA-C's selections and arithmetic on the two-tier layout
+// (storage::split_offload: the slab near, the rest of the keys and the values far). On
+// backend::cuda the far tier is pinned host memory; on the CPU backends both tiers are one buffer
+// and the answers are FASA-C's.
+template <class Backend>
+std::vector<std::unique_ptr<layer_attention>> fasa_m_layers(
+    const layer_stack& s, const layer_plan& plan, const calib::dominant_fc_sets& dominant,
+    selection_granularity granularity, token_budget budget, forced_tokens force = {},
+    Backend be = {}) {
+  FASA_CHECK(static_cast<int>(dominant.size()) == s.n_layers, "fasa_m_layers: dominant sets for ",
+             dominant.size(), " layers, the model has ", s.n_layers);
+  return build_layers<Backend>(
+      s, plan,
+      [&](int l, const attention_shape& shape, const positional::rope& pe) {
+        auto owned = std::make_shared<const dominant_plan>(pe, shape, granularity,
+                                                           dominant[static_cast<std::size_t>(l)],
+                                                           slab_multiple_of<Backend>());
+        return make_layer_attention(make_fasa_m<Backend>(*owned, pe, budget, force, be),
+                                    std::string("fasa_m on ") + Backend::name, owned);
+      },
+      be);
+}
+
 }  // namespace fasa::model

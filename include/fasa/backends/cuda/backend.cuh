@@ -26,6 +26,12 @@
 //   a selection, the output of the select() that made it (any other selection is refused).
 // - prefill: causal dense attention of T queries as a batch of T decode queries over the same
 //   cache (one cache shared by the batch, sequence i of length start + i + 1).
+// - storage::split_offload (FASA-M): the sequence holds the two tiers (the slab in device
+//   memory, the rest and the values in pinned host memory); select() runs FASA-M's decoder on
+//   them (its row pool told of every rewrite). Dense attention (prefill, and steps whose budget
+//   covers the cache) reads every row, so it runs FASA-C's dense kernels on a transient device
+//   copy of both tiers, freed when the call returns: prefill stays dense, as the paper has it,
+//   and between calls only the slab and the pool stay on the GPU.
 
 #include <algorithm>
 #include <cstdint>
@@ -59,11 +65,14 @@ struct sequence_base {
 // The decoder of one selector type, sharing the sequence's cache.
 struct selecting_base {
   virtual ~selecting_base() = default;
+  // Tokens t0 .. t1-1 were rewritten (FASA-M: its row pool drops them; others hold no rows).
+  virtual void forget_tokens(std::int64_t t0, std::int64_t t1) = 0;
 };
 template <class Elem, class Sel, class St>
 struct selecting final : selecting_base {
-  selecting(const attention_shape& shape, const Sel& s, const St& st, Elem* cache)
-      : sel(s), dec(shape, 1, s, st, shared_cache<Elem>{cache, 0}) {}
+  selecting(const attention_shape& shape, const Sel& s, const St& st, shared_cache<Elem> cache)
+      : sel(s), dec(shape, 1, s, st, cache) {}
+  void forget_tokens(std::int64_t t0, std::int64_t t1) override { dec.forget_tokens(0, t0, t1); }
   Sel sel;  // the selector it was built for (a different one rebuilds it)
   batch_decoder<Elem, Sel, St> dec;
 };
@@ -83,6 +92,30 @@ struct sequence final : sequence_base {
   // The selection the last select() made and whose attention output sits in `out`.
   std::int64_t ready_t = -1;
   std::vector<std::int32_t> ready_tokens;
+  shared_cache<Elem> cache() { return {dense.cache(), 0}; }
+};
+
+// FASA-M: the two tiers of the sequence, and what dense attention borrows for one call.
+template <class Elem>
+struct sequence<Elem, storage::split_offload> final : sequence_base {
+  sequence(const attention_shape& s, const storage::split_offload& st) {
+    near.resize(static_cast<std::size_t>(st.near_elements()));
+    FASA_CUDA_CHECK(cudaMemset(near.data(), 0, near.bytes()));
+    far.allocate(static_cast<std::size_t>(st.far_elements()),
+                 "backend::cuda (FASA-M): the far tier (key dims outside the slab and all values)");
+    std::memset(far.data(), 0, far.bytes());
+    const auto d = static_cast<std::size_t>(s.head_dim);
+    q.resize(static_cast<std::size_t>(s.num_q_heads) * d);
+    out.resize(q.size());
+  }
+  device_buffer<Elem> near;
+  pinned_buffer<Elem> far;
+  std::unique_ptr<selecting_base> selecting_dec;
+  device_buffer<float> q, out;
+  device_buffer<float> q_block, out_block;
+  std::int64_t ready_t = -1;
+  std::vector<std::int32_t> ready_tokens;
+  shared_cache<Elem> cache() { return {near.data(), 0, far.device_data(), 0}; }
 };
 
 }  // namespace cuda::detail
@@ -102,12 +135,6 @@ struct backend_impl<backend::cuda<E>> {
 
   template <KVStorage St>
   static void init(const tag&, const St&, state& s) {
-    static_assert(!std::is_same_v<St, storage::split_offload>,
-                  "backend::cuda: FASA-M's two-tier layout (storage::split_offload) runs on the "
-                  "GPU through cuda::batch_decoder<Elem, selector::fasa_tip, "
-                  "storage::split_offload>; SparseAttention on backend::cuda does not take it yet "
-                  "(its prefill and dense steps read every row); backend::cpu_offload models it "
-                  "on the CPU");
     s = state{};
   }
 
@@ -145,8 +172,8 @@ struct backend_impl<backend::cuda<E>> {
     auto* sd = dynamic_cast<cuda::detail::selecting<elem, Sel, St>*>(seq.selecting_dec.get());
     if (sd == nullptr || std::memcmp(&sd->sel, &sel, sizeof(Sel)) != 0) {
       seq.selecting_dec.reset();  // free its buffers before the new one takes its own
-      seq.selecting_dec = std::make_unique<cuda::detail::selecting<elem, Sel, St>>(
-          shape, sel, st, seq.dense.cache());
+      seq.selecting_dec =
+          std::make_unique<cuda::detail::selecting<elem, Sel, St>>(shape, sel, st, seq.cache());
       sd = static_cast<cuda::detail::selecting<elem, Sel, St>*>(seq.selecting_dec.get());
     }
     upload(seq.q, q_rot);
@@ -174,8 +201,17 @@ struct backend_impl<backend::cuda<E>> {
     if (sel.all) {
       upload(seq.q, q_rot);
       const int len[1] = {checked_length(t, shape)};
-      seq.dense.set_lengths(len);
-      seq.dense.decode(seq.q.data(), seq.out.data());
+      if constexpr (offloaded<St>) {
+        auto flat = dense_copy(st, seq);
+        batch_decoder_dense<storage::split_dominant> dense(shape, 1, selector::dense{}, st,
+                                                           cuda::shared_cache<elem>{flat.data(), 0});
+        dense.set_lengths(len);
+        dense.decode(seq.q.data(), seq.out.data());
+        FASA_CUDA_CHECK(cudaDeviceSynchronize());
+      } else {
+        seq.dense.set_lengths(len);
+        seq.dense.decode(seq.q.data(), seq.out.data());
+      }
     } else {
       FASA_CHECK(seq.ready_t == t && seq.ready_tokens == sel.tokens,
                  "backend::cuda: attend() over a selection runs with the select() that made it "
@@ -191,9 +227,22 @@ struct backend_impl<backend::cuda<E>> {
     auto& seq = sequence_of(shape, st, s);
     flush(st, s);
     const int batch = static_cast<int>(std::min<std::int64_t>(count, cuda::detail::prefill_batch));
-    if (!seq.prefill || seq.prefill->batch() != batch)
-      seq.prefill = std::make_unique<batch_decoder_dense<St>>(
-          shape, batch, selector::dense{}, st, cuda::shared_cache<elem>{seq.dense.cache(), 0});
+    // The dense decoder of a batch of queries over the cache (FASA-M: over a copy of its tiers).
+    using dense_layout = std::conditional_t<offloaded<St>, storage::split_dominant, St>;
+    cuda::device_buffer<elem> flat;
+    std::unique_ptr<batch_decoder_dense<dense_layout>> transient;
+    batch_decoder_dense<dense_layout>* dec = nullptr;
+    if constexpr (offloaded<St>) {
+      flat = dense_copy(st, seq);
+      transient = std::make_unique<batch_decoder_dense<dense_layout>>(
+          shape, batch, selector::dense{}, st, cuda::shared_cache<elem>{flat.data(), 0});
+      dec = transient.get();
+    } else {
+      if (!seq.prefill || seq.prefill->batch() != batch)
+        seq.prefill = std::make_unique<batch_decoder_dense<St>>(
+            shape, batch, selector::dense{}, st, cuda::shared_cache<elem>{seq.dense.cache(), 0});
+      dec = seq.prefill.get();
+    }
     const std::int64_t row = std::int64_t{shape.num_q_heads} * shape.head_dim;
     std::vector<float> q_block(static_cast<std::size_t>(batch * row), 0.0f);
     std::vector<int> lengths(static_cast<std::size_t>(batch));
@@ -205,8 +254,8 @@ struct backend_impl<backend::cuda<E>> {
       std::copy(q_rot + i0 * row, q_rot + (i0 + n) * row, q_block.begin());
       seq.q_block.upload(q_block);
       seq.out_block.resize(q_block.size());
-      seq.prefill->set_lengths(lengths);
-      seq.prefill->decode(seq.q_block.data(), seq.out_block.data());
+      dec->set_lengths(lengths);
+      dec->decode(seq.q_block.data(), seq.out_block.data());
       FASA_CUDA_CHECK(cudaMemcpy(out + i0 * row, seq.out_block.data(),
                                  static_cast<std::size_t>(n * row) * sizeof(float),
                                  cudaMemcpyDeviceToHost));
@@ -216,6 +265,20 @@ struct backend_impl<backend::cuda<E>> {
  private:
   template <class St>
   using batch_decoder_dense = cuda::batch_decoder<elem, selector::dense, St>;
+  template <class St>
+  static constexpr bool offloaded = std::is_same_v<St, storage::split_offload>;
+
+  // FASA-M: both tiers copied into one device buffer, which split_dominant's map reads as a
+  // whole cache (the near tier is the start of that map, the far tier the rest).
+  template <class Seq>
+  static cuda::device_buffer<elem> dense_copy(const storage::split_offload& st, Seq& seq) {
+    cuda::device_buffer<elem> flat(static_cast<std::size_t>(st.buffer_elements()));
+    FASA_CUDA_CHECK(cudaMemcpy(flat.data(), seq.near.data(), seq.near.bytes(),
+                               cudaMemcpyDeviceToDevice));
+    FASA_CUDA_CHECK(cudaMemcpy(flat.data() + st.near_elements(), seq.far.data(), seq.far.bytes(),
+                               cudaMemcpyHostToDevice));
+    return flat;
+  }
   template <class St>
   using sequence_t = cuda::detail::sequence<elem, St>;
 
@@ -236,10 +299,17 @@ struct backend_impl<backend::cuda<E>> {
   // Writes the pending rows to the device cache (needs the sequence, hence a shape: rows
   // appended before the first shape-aware call wait for it).
   template <class St>
-  static void flush(const St&, state& s) {
+  static void flush(const St& st, state& s) {
     if (s.pending_count == 0 || !s.seq) return;
     auto& seq = static_cast<sequence_t<St>&>(*s.seq);
-    seq.dense.write_tokens(0, s.pending_start, s.pending_k, s.pending_v);
+    if constexpr (offloaded<St>) {
+      cuda::write_offload_tokens<elem>(st, seq.near.data(), seq.far.data(), s.pending_start,
+                                       s.pending_count, s.pending_k, s.pending_v);
+      if (seq.selecting_dec)  // its row pool must not serve the old rows
+        seq.selecting_dec->forget_tokens(s.pending_start, s.pending_start + s.pending_count);
+    } else {
+      seq.dense.write_tokens(0, s.pending_start, s.pending_k, s.pending_v);
+    }
     s.pending_count = 0;
     s.pending_k.clear();
     s.pending_v.clear();

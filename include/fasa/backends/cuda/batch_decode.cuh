@@ -73,12 +73,49 @@ inline selector::fasa_tip device_copy(const selector::fasa_tip& s,
 
 // Another decoder's cache, for a decoder that only reads it: sequence b starts at
 // data + b * seq_stride; seq_stride 0 has every sequence of the batch read the same cache, each
-// to its own length (the queries of a causal prefill, say).
+// to its own length (the queries of a causal prefill, say). A FASA-M decoder's (split_offload)
+// is two tiers: `data` the near one in device memory, `far` (a device-usable pointer into mapped
+// pinned host memory, as pinned_buffer::device_data gives) the far one, sequence b's at far +
+// b * far_stride; the owner of the tiers must tell the reader's row pool what it rewrites
+// (batch_decoder::forget_tokens).
 template <class Elem>
 struct shared_cache {
   Elem* data = nullptr;
   std::int64_t seq_stride = 0;
+  Elem* far = nullptr;
+  std::int64_t far_stride = 0;
 };
+
+// FASA-M's host-side write (storage::split_offload): tokens t0 .. t0+count-1 of one sequence
+// converted to Elem; the slab rows go to the near tier `near` on the device (one copy per KV
+// head: its rows are contiguous), the rest and the values straight into the far tier `far` in
+// pinned host memory. k_rot, v: [count, num_kv_heads, head_dim] fp32, keys rotated.
+template <class Elem>
+void write_offload_tokens(const storage::split_offload& st, Elem* near, Elem* far, std::int64_t t0,
+                          std::int64_t count, std::span<const float> k_rot,
+                          std::span<const float> v) {
+  FASA_CUDA_CHECK(cudaDeviceSynchronize());  // no kernel may still read the far tier
+  const int d = st.head_dim(), heads = st.num_kv_heads(), sw = st.slab_width;
+  std::vector<Elem> slab(static_cast<std::size_t>(heads * count * sw));
+  for (std::int64_t i = 0; i < count; ++i)
+    for (int h = 0; h < heads; ++h)
+      for (int dim = 0; dim < d; ++dim) {
+        const std::size_t in = static_cast<std::size_t>((i * heads + h) * d + dim);
+        const std::int64_t t = t0 + i;
+        const int j = st.slot_of(h, dim);
+        const Elem key = elem_traits<Elem>::from_float(k_rot[in]);
+        if (j < sw)
+          slab[static_cast<std::size_t>((h * count + i) * sw + j)] = key;
+        else
+          far[st.far_offset(st.key_index(h, t, dim))] = key;
+        far[st.far_offset(st.value_index(h, t, dim))] = elem_traits<Elem>::from_float(v[in]);
+      }
+  for (int h = 0; h < heads; ++h)
+    FASA_CUDA_CHECK(cudaMemcpy(near + st.slab_row(h, t0),
+                               slab.data() + static_cast<std::size_t>(h * count * sw),
+                               static_cast<std::size_t>(count * sw) * sizeof(Elem),
+                               cudaMemcpyHostToDevice));
+}
 
 // Optional events recorded between the stages of decode(), for benchmarks (`fetched`: after
 // FASA-M's fetch of the kept rows, where it is set).
@@ -148,12 +185,15 @@ class batch_decoder {
     sel_dev_ = device_copy(sel, sel_tables_);
     st_dev_ = layout<St>::device_copy(st, st_tables_);
     if (shared.data != nullptr) {
-      FASA_CHECK(!offloaded,
-                 "batch_decoder: a FASA-M decoder owns its two-tier cache; it cannot read "
-                 "another decoder's");
-      FASA_CHECK(shared.seq_stride >= 0, "batch_decoder: a shared cache's seq_stride must be >= 0");
+      FASA_CHECK(!offloaded || shared.far != nullptr,
+                 "batch_decoder: a FASA-M decoder reading another's cache needs both tiers "
+                 "(shared_cache::far)");
+      FASA_CHECK(shared.seq_stride >= 0 && shared.far_stride >= 0,
+                 "batch_decoder: a shared cache's strides must be >= 0");
       cache_ptr_ = shared.data;
       seq_stride_ = shared.seq_stride;
+      far_ptr_ = shared.far;
+      far_stride_ = shared.far_stride;
     } else if constexpr (offloaded) {
       // The near tier on the device, the far tier pinned (zeroed like the device cache).
       far_stride_ = st.far_elements();
@@ -162,6 +202,7 @@ class batch_decoder {
                     "values) of every sequence",
                     offload.huge_pages);
       std::memset(far_.data(), 0, far_.bytes());
+      far_ptr_ = far_.device_data();
       cache_.resize(static_cast<std::size_t>(batch) * static_cast<std::size_t>(st.near_elements()));
       FASA_CUDA_CHECK(cudaMemset(cache_.data(), 0, cache_.bytes()));
       cache_ptr_ = cache_.data();
@@ -738,7 +779,7 @@ class batch_decoder {
  private:
   // FASA-M: the two tiers as the kernels address them.
   kernels::tiers<Elem> tiers() {
-    return {cache_.data(), seq_stride_, far_.device_data(), far_stride_, near_elements()};
+    return {cache_ptr_, seq_stride_, far_ptr_, far_stride_, near_elements()};
   }
   std::int64_t near_elements() const { return storage::near_elements(st_); }
 
@@ -748,36 +789,28 @@ class batch_decoder {
   void write_tiers(int b, std::int64_t t0, std::int64_t count, std::span<const float> k_rot,
                    std::span<const float> v) {
     if constexpr (offloaded) {
-      FASA_CUDA_CHECK(cudaDeviceSynchronize());  // no kernel may still read the far tier
-      const int d = shape_.head_dim, heads = shape_.num_kv_heads, sw = st_.slab_width;
-      std::vector<Elem> slab(static_cast<std::size_t>(heads * count * sw));
-      Elem* far = far_.data() + b * far_stride_;
-      for (std::int64_t i = 0; i < count; ++i)
-        for (int h = 0; h < heads; ++h)
-          for (int dim = 0; dim < d; ++dim) {
-            const std::size_t in = static_cast<std::size_t>((i * heads + h) * d + dim);
-            const std::int64_t t = t0 + i;
-            const int j = st_.slot_of(h, dim);
-            const Elem key = elem_traits<Elem>::from_float(k_rot[in]);
-            if (j < sw)
-              slab[static_cast<std::size_t>((h * count + i) * sw + j)] = key;
-            else
-              far[st_.far_offset(st_.key_index(h, t, dim))] = key;
-            far[st_.far_offset(st_.value_index(h, t, dim))] = elem_traits<Elem>::from_float(v[in]);
-          }
-      for (int h = 0; h < heads; ++h)
-        FASA_CUDA_CHECK(cudaMemcpy(cache_.data() + b * seq_stride_ + st_.slab_row(h, t0),
-                                   slab.data() + static_cast<std::size_t>(h * count * sw),
-                                   static_cast<std::size_t>(count * sw) * sizeof(Elem),
-                                   cudaMemcpyHostToDevice));
+      write_offload_tokens<Elem>(st_, cache_.data() + b * seq_stride_,
+                                 far_.data() + b * far_stride_, t0, count, k_rot, v);
+      forget_tokens(b, t0, t0 + count);
+    }
+  }
+
+ public:
+  // FASA-M: empties the row pool's slots of sequence b that hold tokens t0 .. t1-1, whose rows
+  // were rewritten (write_tokens does it for the decoder's own cache; the owner of a shared one
+  // must). Synchronises.
+  void forget_tokens(int b, std::int64_t t0, std::int64_t t1) {
+    if constexpr (offloaded) {
+      const int heads = shape_.num_kv_heads;
       // The pool's copies of these tokens are stale now.
       kernels::forget_tokens<<<dim3(static_cast<unsigned>(heads), static_cast<unsigned>(batch_)),
-                               256>>>(slot_tok_.data(), pool_, heads, b, t0, t0 + count);
+                               256>>>(slot_tok_.data(), pool_, heads, b, t0, t1);
       FASA_CUDA_CHECK_LAUNCH("forget_tokens");
       FASA_CUDA_CHECK(cudaDeviceSynchronize());
     }
   }
 
+ private:
   // FASA-M's step 4: plan_rows turns each unit's kept tokens into row-pool slots and lists the
   // misses, fetch_rows copies them in (far parts over the bus), then FASA-C's attention kernel
   // gathers the same rows in the same order from the pool instead of the cache: the same output.
@@ -1030,7 +1063,8 @@ class batch_decoder {
   int sms_ = 0;
   // FASA-M: the far tier; the row pool (its rows laid out by work_st_, a split_dominant of
   // pool_ tokens per KV head) and its bookkeeping (kernels::pool_args).
-  pinned_buffer<Elem> far_;
+  pinned_buffer<Elem> far_;  // empty when the tiers are shared
+  Elem* far_ptr_ = nullptr;  // the far tier as the GPU addresses it
   std::int64_t far_stride_ = 0;
   device_buffer<Elem> work_;
   std::int64_t work_stride_ = 0;
