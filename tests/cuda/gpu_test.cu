@@ -571,8 +571,8 @@ void check_sparse_attention_compositions(const attention_shape& shape, std::uint
     if (plan.slab_width() < shape.head_dim) {  // FASA-M: its tiers, row pool and dense copies
       {
         INFO("fasa_m, 40 tokens");
-        check_sparse_attention<E>(shape, plan.tip(token_budget::tokens(40)),
-                                  plan.offload_storage(), 301, 6, seed);
+        check_sparse_attention<E>(shape, plan.tip(token_budget::tokens(40)), plan.offload_storage(),
+                                  301, 6, seed);
       }
       {
         INFO("fasa_m, a budget covering the cache (dense steps)");

@@ -303,8 +303,7 @@ int run(const cuda_bench_options& o) {
           if (fm) {
             fm->set_budget(token_budget::tokens(n_fac));
             for (double share : shares)
-              m_graphs.push_back(
-                  std::make_unique<graph>(stream, [&] { m_step(share, nullptr); }));
+              m_graphs.push_back(std::make_unique<graph>(stream, [&] { m_step(share, nullptr); }));
           }
           std::vector<double> dense_ms, fasa_ms;
           std::vector<std::vector<double>> m_ms(shares.size());
@@ -489,7 +488,8 @@ int run(const cuda_bench_options& o) {
            "dense_bytes,fasa_bytes,score_bytes,dense_gbs,dense_fraction_of_copy,fasa_gbs,prep_ms,"
            "tip_ms,filter_ms,finish_ms,fac_ms,h2d_gbs,zero_copy_gbs,fasam_ms,fasam_vs_fasac,"
            "dense_vs_fasam,bus_bytes,bus_floor_ms,fasam_fetch_ms,fasam_attend_ms,fasam_max_diff,"
-           "dense_kv_bytes,fasac_kv_bytes,fasam_kv_bytes,fasam_host_bytes,miss_share,fetched_rows\n";
+           "dense_kv_bytes,fasac_kv_bytes,fasam_kv_bytes,fasam_host_bytes,miss_share,fetched_"
+           "rows\n";
     for (const row& r : rows)
       csv << '"' << prop.name << "\"," << driver << ',' << runtime << ',' << copy_gbs << ','
           << o.heads << ',' << o.kv_heads << ',' << o.head_dim << ','
@@ -535,18 +535,20 @@ int run_capacity(const cuda_bench_options& o) {
   const double gib = 1073741824.0;
   const double budget = static_cast<double>(prop.totalGlobalMem) - (o.weights_gib + 2.0) * gib;
   FASA_CHECK(budget > 0, "fasa-bench --capacity: --weights-gib ", o.weights_gib,
-             " plus 2 GiB of activations leave nothing of the GPU's ",
-             prop.totalGlobalMem / gib, " GiB");
+             " plus 2 GiB of activations leave nothing of the GPU's ", prop.totalGlobalMem / gib,
+             " GiB");
   const std::int64_t n_fac = o.budgets.front();
   const double share = o.offload_miss.back();
-  std::printf("# GPU: %s, %.1f GiB; %d layers of %d query / %d KV heads, d %d, %s; weights %.1f "
-              "GiB + 2 GiB of activations leave %.1f GiB for the KV caches and one layer's "
-              "scratch\n",
-              prop.name, prop.totalGlobalMem / gib, o.layers, o.heads, o.kv_heads, o.head_dim,
-              cuda::elem_traits<Elem>::name, o.weights_gib, budget / gib);
-  std::printf("# FASA: N_tip %d, N_fac %lld; FASA-M with %.2f of its row pool emptied before "
-              "each step; times: one layer's step (graph replay, L2 flushed), median of %d\n",
-              o.n_tip, static_cast<long long>(n_fac), share, o.reps);
+  std::printf(
+      "# GPU: %s, %.1f GiB; %d layers of %d query / %d KV heads, d %d, %s; weights %.1f "
+      "GiB + 2 GiB of activations leave %.1f GiB for the KV caches and one layer's "
+      "scratch\n",
+      prop.name, prop.totalGlobalMem / gib, o.layers, o.heads, o.kv_heads, o.head_dim,
+      cuda::elem_traits<Elem>::name, o.weights_gib, budget / gib);
+  std::printf(
+      "# FASA: N_tip %d, N_fac %lld; FASA-M with %.2f of its row pool emptied before "
+      "each step; times: one layer's step (graph replay, L2 flushed), median of %d\n",
+      o.n_tip, static_cast<long long>(n_fac), share, o.reps);
   device_buffer<char> flush(std::size_t{256} << 20);
   timer_events ev;
   std::vector<capacity_row> rows;
@@ -582,27 +584,26 @@ int run_capacity(const cuda_bench_options& o) {
           auto one = make(1);
           auto two = make(2);
           r.kv_per_seq = static_cast<double>(two->kv_device_bytes() - one->kv_device_bytes());
-          r.scratch_per_seq =
-              static_cast<double>((two->device_bytes() - two->kv_device_bytes()) -
-                                  (one->device_bytes() - one->kv_device_bytes()));
+          r.scratch_per_seq = static_cast<double>((two->device_bytes() - two->kv_device_bytes()) -
+                                                  (one->device_bytes() - one->kv_device_bytes()));
           r.fixed = static_cast<double>(one->device_bytes()) - r.kv_per_seq - r.scratch_per_seq;
           r.host_per_seq = static_cast<double>(two->host_bytes() - one->host_bytes());
         }
-        r.max_batch = static_cast<std::int64_t>(
-            (budget - r.fixed) / (o.layers * r.kv_per_seq + r.scratch_per_seq));
+        r.max_batch = static_cast<std::int64_t>((budget - r.fixed) /
+                                                (o.layers * r.kv_per_seq + r.scratch_per_seq));
         if (r.max_batch < 1) {
-          std::printf("ctx %6lld %-10s %-6s | not one sequence fits\n",
-                      static_cast<long long>(t), r.granularity.c_str(), config.c_str());
+          std::printf("ctx %6lld %-10s %-6s | not one sequence fits\n", static_cast<long long>(t),
+                      r.granularity.c_str(), config.c_str());
           rows.push_back(r);
           return;
         }
         const int batch = static_cast<int>(std::min<std::int64_t>(r.max_batch, 65535));
         if (r.host_per_seq * batch > o.max_host_gib * gib) {
-          std::printf("ctx %6lld %-10s %-6s | largest batch %lld; not timed: one layer's far "
-                      "tier needs %.1f GiB of pinned host memory (> --max-host-gib %.0f)\n",
-                      static_cast<long long>(t), r.granularity.c_str(), config.c_str(),
-                      static_cast<long long>(r.max_batch), r.host_per_seq * batch / gib,
-                      o.max_host_gib);
+          std::printf(
+              "ctx %6lld %-10s %-6s | largest batch %lld; not timed: one layer's far "
+              "tier needs %.1f GiB of pinned host memory (> --max-host-gib %.0f)\n",
+              static_cast<long long>(t), r.granularity.c_str(), config.c_str(),
+              static_cast<long long>(r.max_batch), r.host_per_seq * batch / gib, o.max_host_gib);
           rows.push_back(r);
           return;
         }
@@ -622,13 +623,13 @@ int run_capacity(const cuda_bench_options& o) {
         r.tokens_per_s = batch / (o.layers * r.step_ms * 1e-3);
         if constexpr (requires { dec->fetched_rows(); }) r.fetched_rows = dec->fetched_rows();
         rows.push_back(r);
-        std::printf("ctx %6lld %-10s %-6s | per sequence: %.1f MiB of KV per layer, %.1f MiB of "
-                    "scratch, %.1f MiB of host memory per layer | largest batch %5lld | one "
-                    "layer %.4f ms | %.0f tokens/s over %d layers\n",
-                    static_cast<long long>(t), r.granularity.c_str(), config.c_str(),
-                    r.kv_per_seq / 1048576.0, r.scratch_per_seq / 1048576.0,
-                    r.host_per_seq / 1048576.0, static_cast<long long>(r.max_batch), r.step_ms,
-                    r.tokens_per_s, o.layers);
+        std::printf(
+            "ctx %6lld %-10s %-6s | per sequence: %.1f MiB of KV per layer, %.1f MiB of "
+            "scratch, %.1f MiB of host memory per layer | largest batch %5lld | one "
+            "layer %.4f ms | %.0f tokens/s over %d layers\n",
+            static_cast<long long>(t), r.granularity.c_str(), config.c_str(),
+            r.kv_per_seq / 1048576.0, r.scratch_per_seq / 1048576.0, r.host_per_seq / 1048576.0,
+            static_cast<long long>(r.max_batch), r.step_ms, r.tokens_per_s, o.layers);
         std::fflush(stdout);
       };
       using dense_t = cuda::batch_decoder<Elem, selector::dense, storage::contiguous>;
@@ -642,8 +643,7 @@ int run_capacity(const cuda_bench_options& o) {
           },
           [&](dense_t& d, const float* q, float* out) { d.decode(q, out, stream); });
       measure(
-          "FASA-C",
-          [&](int b) { return std::make_unique<fasac_t>(shape, b, sel, plan.storage()); },
+          "FASA-C", [&](int b) { return std::make_unique<fasac_t>(shape, b, sel, plan.storage()); },
           [&](fasac_t& d, const float* q, float* out) { d.decode(q, out, stream); });
       measure(
           "FASA-M",

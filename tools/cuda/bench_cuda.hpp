@@ -27,17 +27,17 @@ struct cuda_bench_options {
   int warmup = 5;
   bool distinct_group_fcs = false;
   std::uint32_t seed = 1;
-  std::string csv;       // one row per (context, batch, granularity, N_fac)
-  std::string dump_dir;  // outputs and dominant dims for benchmarks/cuda/peers.py
-  double max_gib = 100;  // skip cases whose caches would need more device memory
+  std::string csv;                  // one row per (context, batch, granularity, N_fac)
+  std::string dump_dir;             // outputs and dominant dims for benchmarks/cuda/peers.py
+  double max_gib = 100;             // skip cases whose caches would need more device memory
   bool offload = false;             // also time FASA-M (far tier in pinned host memory)
   bool offload_huge_pages = false;  // FASA-M's far tier in transparent huge pages
   std::vector<double> offload_miss = {1.0, 0.25};  // pool shares emptied before each FASA-M step
-  double max_host_gib = 64;         // skip FASA-M where its far tier would pin more host memory
-  bool capacity = false;            // the capacity sweep (run_capacity) instead of the step sweep
-  int layers = 32;                  // --capacity: attention layers of the model
-  double weights_gib = 15.0;        // --capacity: GPU memory the weights take
-  cuda::split_options splits;       // of both decoders
+  double max_host_gib = 64;    // skip FASA-M where its far tier would pin more host memory
+  bool capacity = false;       // the capacity sweep (run_capacity) instead of the step sweep
+  int layers = 32;             // --capacity: attention layers of the model
+  double weights_gib = 15.0;   // --capacity: GPU memory the weights take
+  cuda::split_options splits;  // of both decoders
 };
 
 // Runs the sweep; prints the table, writes the CSV. Returns the process exit code.

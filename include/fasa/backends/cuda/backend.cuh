@@ -203,8 +203,8 @@ struct backend_impl<backend::cuda<E>> {
       const int len[1] = {checked_length(t, shape)};
       if constexpr (offloaded<St>) {
         auto flat = dense_copy(st, seq);
-        batch_decoder_dense<storage::split_dominant> dense(shape, 1, selector::dense{}, st,
-                                                           cuda::shared_cache<elem>{flat.data(), 0});
+        batch_decoder_dense<storage::split_dominant> dense(
+            shape, 1, selector::dense{}, st, cuda::shared_cache<elem>{flat.data(), 0});
         dense.set_lengths(len);
         dense.decode(seq.q.data(), seq.out.data());
         FASA_CUDA_CHECK(cudaDeviceSynchronize());
@@ -273,8 +273,8 @@ struct backend_impl<backend::cuda<E>> {
   template <class Seq>
   static cuda::device_buffer<elem> dense_copy(const storage::split_offload& st, Seq& seq) {
     cuda::device_buffer<elem> flat(static_cast<std::size_t>(st.buffer_elements()));
-    FASA_CUDA_CHECK(cudaMemcpy(flat.data(), seq.near.data(), seq.near.bytes(),
-                               cudaMemcpyDeviceToDevice));
+    FASA_CUDA_CHECK(
+        cudaMemcpy(flat.data(), seq.near.data(), seq.near.bytes(), cudaMemcpyDeviceToDevice));
     FASA_CUDA_CHECK(cudaMemcpy(flat.data() + st.near_elements(), seq.far.data(), seq.far.bytes(),
                                cudaMemcpyHostToDevice));
     return flat;

@@ -111,10 +111,9 @@ void write_offload_tokens(const storage::split_offload& st, Elem* near, Elem* fa
         far[st.far_offset(st.value_index(h, t, dim))] = elem_traits<Elem>::from_float(v[in]);
       }
   for (int h = 0; h < heads; ++h)
-    FASA_CUDA_CHECK(cudaMemcpy(near + st.slab_row(h, t0),
-                               slab.data() + static_cast<std::size_t>(h * count * sw),
-                               static_cast<std::size_t>(count * sw) * sizeof(Elem),
-                               cudaMemcpyHostToDevice));
+    FASA_CUDA_CHECK(cudaMemcpy(
+        near + st.slab_row(h, t0), slab.data() + static_cast<std::size_t>(h * count * sw),
+        static_cast<std::size_t>(count * sw) * sizeof(Elem), cudaMemcpyHostToDevice));
 }
 
 // Optional events recorded between the stages of decode(), for benchmarks (`fetched`: after
@@ -341,9 +340,7 @@ class batch_decoder {
   }
   // Device bytes of the KV cache: the cache (for FASA-M its near tier) and FASA-M's row pool
   // (its rows and the token each slot holds).
-  std::size_t kv_device_bytes() const {
-    return cache_.bytes() + work_.bytes() + slot_tok_.bytes();
-  }
+  std::size_t kv_device_bytes() const { return cache_.bytes() + work_.bytes() + slot_tok_.bytes(); }
   // Pinned host bytes of FASA-M's far tier (0 for the other layouts).
   std::size_t host_bytes() const { return far_.bytes(); }
   // FASA-M: slots of the row pool per (sequence, KV head).
@@ -803,8 +800,9 @@ class batch_decoder {
     if constexpr (offloaded) {
       const int heads = shape_.num_kv_heads;
       // The pool's copies of these tokens are stale now.
-      kernels::forget_tokens<<<dim3(static_cast<unsigned>(heads), static_cast<unsigned>(batch_)),
-                               256>>>(slot_tok_.data(), pool_, heads, b, t0, t1);
+      kernels::
+          forget_tokens<<<dim3(static_cast<unsigned>(heads), static_cast<unsigned>(batch_)), 256>>>(
+              slot_tok_.data(), pool_, heads, b, t0, t1);
       FASA_CUDA_CHECK_LAUNCH("forget_tokens");
       FASA_CUDA_CHECK(cudaDeviceSynchronize());
     }

@@ -52,21 +52,21 @@ struct tiers {
 struct pool_args {
   const std::int32_t* idx;  // [batch, units, idx_stride]: the kept tokens of each unit
   std::int64_t idx_stride;
-  const int* lengths;  // [batch]
+  const int* lengths;                         // [batch]
   token_budget budget = token_budget::all();  // a unit keeps budget.keep(lengths[b]) tokens
-  int units;            // selection units (query heads or KV heads)
-  int per_kv;           // units per KV head: the group under query_head, else 1
+  int units;                                  // selection units (query heads or KV heads)
+  int per_kv;  // units per KV head: the group under query_head, else 1
   int kv_heads;
-  std::int64_t pool;       // P: slots per pair
-  std::int32_t* slot_tok;  // [pairs, P]: the token in each slot, -1 for none
-  std::int32_t* slot_idx;  // [batch, units, idx_stride]: each kept token's slot (out)
-  std::int32_t* miss_tok;  // [pairs, P]: this step's misses (out) ...
+  std::int64_t pool;        // P: slots per pair
+  std::int32_t* slot_tok;   // [pairs, P]: the token in each slot, -1 for none
+  std::int32_t* slot_idx;   // [batch, units, idx_stride]: each kept token's slot (out)
+  std::int32_t* miss_tok;   // [pairs, P]: this step's misses (out) ...
   std::int32_t* miss_slot;  // [pairs, P]: ... and the slots they go to (out)
   int* miss_count;          // [pairs] (out)
   // The hash table of a pair's slots (hsize, a power of two >= 2P, keys and values) and a flag
   // per slot: in dynamic shared memory where they fit (hash_global null), else here.
   std::int64_t hsize;
-  std::int32_t* hash_global;  // [pairs, 2 * hsize] keys then values, or null
+  std::int32_t* hash_global;   // [pairs, 2 * hsize] keys then values, or null
   unsigned char* used_global;  // [pairs, P], or null
 };
 
@@ -91,11 +91,11 @@ __global__ void __launch_bounds__(plan_threads) plan_rows(pool_args p) {
   const int kv = blockIdx.x, b = blockIdx.y, tid = threadIdx.x;
   const std::int64_t pair = static_cast<std::int64_t>(b) * p.kv_heads + kv;
   const std::int64_t P = p.pool, H = p.hsize;
-  std::int32_t* hkey = p.hash_global ? p.hash_global + pair * 2 * H
-                                     : reinterpret_cast<std::int32_t*>(plan_smem);
+  std::int32_t* hkey =
+      p.hash_global ? p.hash_global + pair * 2 * H : reinterpret_cast<std::int32_t*>(plan_smem);
   std::int32_t* hval = hkey + H;
-  unsigned char* used = p.used_global ? p.used_global + pair * P
-                                      : plan_smem + H * 2 * sizeof(std::int32_t);
+  unsigned char* used =
+      p.used_global ? p.used_global + pair * P : plan_smem + H * 2 * sizeof(std::int32_t);
   std::int32_t* slot_tok = p.slot_tok + pair * P;
   std::int32_t* miss_tok = p.miss_tok + pair * P;
   std::int32_t* miss_slot = p.miss_slot + pair * P;
