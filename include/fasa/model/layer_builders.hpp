@@ -97,14 +97,14 @@ std::vector<std::unique_ptr<layer_attention>> oracle_layers(const layer_stack& s
       be);
 }
 
-// FASA-C in every non-dense layer; dominant[l] holds layer l's FC sets per selection unit
-// (from calibration, at the same granularity and FC mapping).
-template <class Backend>
-std::vector<std::unique_ptr<layer_attention>> fasa_c_layers(
+// A composition built from each layer's dominant_plan in every non-dense layer; dominant[l] holds
+// layer l's FC sets per selection unit (from calibration, at the same granularity and FC
+// mapping). make(plan, pe) returns the SparseAttention; `name` labels it.
+template <class Backend, class Make>
+std::vector<std::unique_ptr<layer_attention>> dominant_plan_layers(
     const layer_stack& s, const layer_plan& plan, const calib::dominant_fc_sets& dominant,
-    selection_granularity granularity, token_budget budget, forced_tokens force = {},
-    Backend be = {}) {
-  FASA_CHECK(static_cast<int>(dominant.size()) == s.n_layers, "fasa_c_layers: dominant sets for ",
+    selection_granularity granularity, const std::string& name, Backend be, const Make& make) {
+  FASA_CHECK(static_cast<int>(dominant.size()) == s.n_layers, name, " layers: dominant sets for ",
              dominant.size(), " layers, the model has ", s.n_layers);
   return build_layers<Backend>(
       s, plan,
@@ -112,10 +112,21 @@ std::vector<std::unique_ptr<layer_attention>> fasa_c_layers(
         auto owned = std::make_shared<const dominant_plan>(pe, shape, granularity,
                                                            dominant[static_cast<std::size_t>(l)],
                                                            slab_multiple_of<Backend>());
-        return make_layer_attention(make_fasa_c<Backend>(*owned, pe, budget, force, be),
-                                    std::string("fasa_c on ") + Backend::name, owned);
+        return make_layer_attention(make(*owned, pe), name + " on " + Backend::name, owned);
       },
       be);
+}
+
+// FASA-C in every non-dense layer.
+template <class Backend>
+std::vector<std::unique_ptr<layer_attention>> fasa_c_layers(
+    const layer_stack& s, const layer_plan& plan, const calib::dominant_fc_sets& dominant,
+    selection_granularity granularity, token_budget budget, forced_tokens force = {},
+    Backend be = {}) {
+  return dominant_plan_layers<Backend>(s, plan, dominant, granularity, "fasa_c", be,
+                                       [&](const dominant_plan& p, const positional::rope& pe) {
+                                         return make_fasa_c<Backend>(p, pe, budget, force, be);
+                                       });
 }
 
 // FASA-M in every non-dense layer: FASA-C's selections and arithmetic on the two-tier layout
@@ -127,18 +138,10 @@ std::vector<std::unique_ptr<layer_attention>> fasa_m_layers(
     const layer_stack& s, const layer_plan& plan, const calib::dominant_fc_sets& dominant,
     selection_granularity granularity, token_budget budget, forced_tokens force = {},
     Backend be = {}) {
-  FASA_CHECK(static_cast<int>(dominant.size()) == s.n_layers, "fasa_m_layers: dominant sets for ",
-             dominant.size(), " layers, the model has ", s.n_layers);
-  return build_layers<Backend>(
-      s, plan,
-      [&](int l, const attention_shape& shape, const positional::rope& pe) {
-        auto owned = std::make_shared<const dominant_plan>(pe, shape, granularity,
-                                                           dominant[static_cast<std::size_t>(l)],
-                                                           slab_multiple_of<Backend>());
-        return make_layer_attention(make_fasa_m<Backend>(*owned, pe, budget, force, be),
-                                    std::string("fasa_m on ") + Backend::name, owned);
-      },
-      be);
+  return dominant_plan_layers<Backend>(s, plan, dominant, granularity, "fasa_m", be,
+                                       [&](const dominant_plan& p, const positional::rope& pe) {
+                                         return make_fasa_m<Backend>(p, pe, budget, force, be);
+                                       });
 }
 
 }  // namespace fasa::model
