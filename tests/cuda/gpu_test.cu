@@ -368,10 +368,10 @@ void check_offload_matches_fasa_c(const gpu_case& c, const fasa::dominant_plan& 
         const auto k = random_rounded<Elem>(n * row, c.seed * 131u + 5u * b, c.levels);
         const auto v = random_rounded<Elem>(n * row, c.seed * 131u + 5u * b + 1u, c.levels);
         write_both(b, 0, k, v);
-        for (std::size_t p = 0; p < shape.num_kv_heads; ++p)
+        for (int p = 0; p < shape.num_kv_heads; ++p)
           for (std::int32_t t = 0; t < static_cast<std::int32_t>(n); ++t) {
-            held[b * shape.num_kv_heads + p].erase(t);
-            last[b * shape.num_kv_heads + p].erase(t);
+            held[static_cast<std::size_t>(b * shape.num_kv_heads + p)].erase(t);
+            last[static_cast<std::size_t>(b * shape.num_kv_heads + p)].erase(t);
           }
       }
     }
