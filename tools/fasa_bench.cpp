@@ -446,6 +446,8 @@ struct cuda_options_cli {
   bool capacity = false;
   int layers = 32;
   double weights_gib = 15.0;
+  bool whole_step = true;
+  bool bus_probe = false;
   fasa::cuda::split_options splits;
 };
 }  // namespace fasa::tools
@@ -489,6 +491,8 @@ int run_cuda(const options& o, const fasa::tools::cuda_options_cli& c, bool budg
   g.capacity = c.capacity;
   g.layers = c.layers;
   g.weights_gib = c.weights_gib;
+  g.whole_step = c.whole_step;
+  g.bus_probe = c.bus_probe;
   g.max_host_gib = c.max_host_gib;
   g.splits = c.splits;
   try {
@@ -596,6 +600,7 @@ int main(int argc, char** argv) {
                  "replayed step (1: every kept row crosses the bus, as after a prefill; SmolLM2's "
                  "decoding misses 0.15-0.27 of a step's rows, docs/results.md): a FASA-M row per "
                  "share, each with the rows it fetched")
+      ->delimiter(',')
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
   app.add_flag("--capacity", cuda_only.capacity,
@@ -606,6 +611,13 @@ int main(int argc, char** argv) {
   app.add_option("--layers", cuda_only.layers, "--backend cuda --capacity: attention layers")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
+  app.add_flag("--bus-probe", cuda_only.bus_probe,
+               "--backend cuda: instead of the sweeps, the rate at which a kernel reads scattered "
+               "rows of pinned host memory (FASA-M's fetch) against the footprint they are drawn "
+               "from (up to --max-host-gib) and the row size");
+  app.add_flag("!--no-whole-step", cuda_only.whole_step,
+               "--backend cuda --capacity: skip the whole step (all --layers layers, each its own "
+               "decoder, replayed as one graph at the largest batch where they all fit)");
   app.add_option("--weights-gib", cuda_only.weights_gib,
                  "--backend cuda --capacity: GPU memory the model's weights take (Llama-3.1-8B "
                  "in bf16: 15 GiB)")

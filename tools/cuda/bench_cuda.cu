@@ -522,6 +522,10 @@ struct capacity_row {
   double kv_per_seq = 0, scratch_per_seq = 0, fixed = 0, host_per_seq = 0;
   std::int64_t max_batch = 0;
   double step_ms = 0, tokens_per_s = 0, fetched_rows = 0;
+  // The whole step: `layers` decoders (each its own cache and scratch) replayed as one graph, at
+  // the largest batch where they all fit (GPU and, for FASA-M, --max-host-gib); 0 where not run.
+  std::int64_t step_batch = 0;
+  double whole_step_ms = 0, whole_tokens_per_s = 0;
 };
 
 template <class Elem>
@@ -622,7 +626,6 @@ int run_capacity(const cuda_bench_options& o) {
         r.step_ms = time_graph(gr);
         r.tokens_per_s = batch / (o.layers * r.step_ms * 1e-3);
         if constexpr (requires { dec->fetched_rows(); }) r.fetched_rows = dec->fetched_rows();
-        rows.push_back(r);
         std::printf(
             "ctx %6lld %-10s %-6s | per sequence: %.1f MiB of KV per layer, %.1f MiB of "
             "scratch, %.1f MiB of host memory per layer | largest batch %5lld | one "
@@ -631,6 +634,50 @@ int run_capacity(const cuda_bench_options& o) {
             r.kv_per_seq / 1048576.0, r.scratch_per_seq / 1048576.0, r.host_per_seq / 1048576.0,
             static_cast<long long>(r.max_batch), r.step_ms, r.tokens_per_s, o.layers);
         std::fflush(stdout);
+        if (o.whole_step && o.layers > 1) {
+          // The whole step: every layer its own decoder, so each layer reads its own cache, as in
+          // a model. Each decoder has its own scratch here (a model would reuse one layer's), and
+          // FASA-M's far tiers of all layers must fit the host, so the batch may be smaller.
+          std::int64_t b = static_cast<std::int64_t>(
+              (budget - o.layers * r.fixed) / (o.layers * (r.kv_per_seq + r.scratch_per_seq)));
+          if (r.host_per_seq > 0)
+            b = std::min(b, static_cast<std::int64_t>(o.max_host_gib * gib /
+                                                      (o.layers * r.host_per_seq)));
+          b = std::min<std::int64_t>(b, 65535);
+          if (b < 1) {
+            std::printf("    whole step of %d layers: not one sequence fits\n", o.layers);
+          } else {
+            dec.reset();
+            std::vector<decltype(make(1))> decs;
+            const std::vector<int> lens(static_cast<std::size_t>(b), static_cast<int>(t));
+            for (int l = 0; l < o.layers; ++l) {
+              decs.push_back(make(static_cast<int>(b)));
+              decs.back()->set_split_options(o.splits);
+              decs.back()->set_lengths(lens);
+              decs.back()->fill_hashed(o.seed + static_cast<std::uint32_t>(l));
+            }
+            const std::size_t qb = static_cast<std::size_t>(b) * o.heads * o.head_dim;
+            std::vector<float> qh(qb);
+            for (std::size_t i = 0; i < qb; ++i)
+              qh[i] = cuda::kernels::hashed_uniform(o.seed, 7, static_cast<std::uint32_t>(i));
+            device_buffer<float> qw, ow(qb);
+            qw.upload(qh);
+            // A layer's input is the last one's output in a model; the same query here.
+            const graph whole(stream, [&] {
+              for (auto& d : decs) step(*d, qw.data(), ow.data());
+            });
+            r.step_batch = b;
+            r.whole_step_ms = time_graph(whole);
+            r.whole_tokens_per_s = static_cast<double>(b) / (r.whole_step_ms * 1e-3);
+            std::printf(
+                "    whole step of %d layers at batch %lld: %.3f ms (%.4f ms a layer) | %.0f "
+                "tokens/s\n",
+                o.layers, static_cast<long long>(b), r.whole_step_ms, r.whole_step_ms / o.layers,
+                r.whole_tokens_per_s);
+            std::fflush(stdout);
+          }
+        }
+        rows.push_back(r);
       };
       using dense_t = cuda::batch_decoder<Elem, selector::dense, storage::contiguous>;
       using fasac_t = cuda::batch_decoder<Elem, selector::fasa_tip, storage::split_dominant>;
@@ -661,16 +708,105 @@ int run_capacity(const cuda_bench_options& o) {
     std::ofstream csv(o.csv);
     csv << "gpu,heads,kv_heads,head_dim,dtype,n_tip,n_fac,layers,weights_gib,budget_bytes,"
            "miss_share,context,granularity,config,kv_bytes_per_seq_layer,scratch_bytes_per_seq,"
-           "fixed_bytes,host_bytes_per_seq_layer,max_batch,step_ms,tokens_per_s,fetched_rows\n";
+           "fixed_bytes,host_bytes_per_seq_layer,max_batch,step_ms,tokens_per_s,fetched_rows,"
+           "step_batch,whole_step_ms,whole_tokens_per_s\n";
     for (const capacity_row& r : rows)
       csv << '"' << prop.name << "\"," << o.heads << ',' << o.kv_heads << ',' << o.head_dim << ','
           << cuda::elem_traits<Elem>::name << ',' << o.n_tip << ',' << n_fac << ',' << o.layers
           << ',' << o.weights_gib << ',' << budget << ',' << share << ',' << r.context << ','
           << r.granularity << ',' << r.config << ',' << r.kv_per_seq << ',' << r.scratch_per_seq
           << ',' << r.fixed << ',' << r.host_per_seq << ',' << r.max_batch << ',' << r.step_ms
-          << ',' << r.tokens_per_s << ',' << r.fetched_rows << '\n';
+          << ',' << r.tokens_per_s << ',' << r.fetched_rows << ',' << r.step_batch << ','
+          << r.whole_step_ms << ',' << r.whole_tokens_per_s << '\n';
     FASA_CHECK(csv.good(), "fasa-bench: cannot write ", o.csv);
     std::printf("# wrote %s\n", o.csv.c_str());
+  }
+  FASA_CUDA_CHECK(cudaStreamDestroy(stream));
+  return 0;
+}
+
+// --bus-probe: how fast a kernel reads scattered rows of mapped pinned host memory, as FASA-M's
+// fetch does, against the footprint the rows are drawn from and the row size. Per case: n rows
+// at random row-aligned places in the first `footprint` bytes (or, "split", each row in two
+// pieces of 192 and 256 bytes from two halves: the far tier's rest-of-key and value arrays),
+// 16-byte loads, a warp's lanes on consecutive vectors of a row; GB/s of row bytes, median.
+// Where the rate falls with the footprint, address translation (GPU TLB, host IOMMU) limits the
+// fetch; where it falls with the row size, the link's small-read efficiency does.
+__global__ void read_rows(const uint4* src, const std::int64_t* first, const std::int64_t* second,
+                          int vecs_first, int vecs, uint4* dst, std::int64_t rows) {
+  const std::int64_t items = rows * vecs;
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+       i < items; i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t r = i / vecs;
+    const int c = static_cast<int>(i % vecs);
+    const std::int64_t at = c < vecs_first ? first[r] + c : second[r] + (c - vecs_first);
+    dst[i] = src[at];
+  }
+}
+
+int run_bus_probe(const cuda_bench_options& o) {
+  cudaDeviceProp prop{};
+  FASA_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  cudaStream_t stream;
+  FASA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  const double gib = 1073741824.0;
+  const std::size_t most = static_cast<std::size_t>(o.max_host_gib * gib) & ~std::size_t{4095};
+  std::printf("# GPU: %s, %d SMs; pinned host buffer %.1f GiB (%s)\n", prop.name,
+              prop.multiProcessorCount, most / gib,
+              o.offload_huge_pages ? "transparent huge pages, cudaHostRegister"
+                                   : "cudaHostAlloc (mapped, portable)");
+  cuda::pinned_buffer<char> host;
+  host.allocate(most, "fasa-bench --bus-probe", o.offload_huge_pages);
+  std::memset(host.data(), 1, most);
+  const double seq_zc = host_read_gbs(stream, prop.multiProcessorCount, true);
+  const double seq_ce = host_read_gbs(stream, prop.multiProcessorCount, false);
+  std::printf("# sequential 1 GiB: %.1f GB/s zero-copy, %.1f GB/s cudaMemcpyAsync\n", seq_zc,
+              seq_ce);
+  const std::size_t moved = std::size_t{64} << 20;  // row bytes read per measurement
+  device_buffer<uint4> dst(moved / 16 + 4096);
+  std::mt19937_64 gen(o.seed);
+  std::vector<std::string> lines;
+  std::ofstream csv;
+  if (!o.csv.empty()) {
+    csv.open(o.csv);
+    csv << "gpu,footprint_bytes,row_bytes,layout,rows,gbs,fraction_of_sequential\n";
+  }
+  for (std::size_t fp = std::size_t{64} << 20; fp <= most; fp *= 4) {
+    for (int row_bytes : {64, 128, 256, 448, 1024, 4096}) {
+      for (bool split : {false, true}) {
+        if (split && row_bytes != 448) continue;
+        const std::int64_t rows = static_cast<std::int64_t>(moved / row_bytes);
+        std::vector<std::int64_t> a(static_cast<std::size_t>(rows)), b(a.size());
+        if (!split) {
+          std::uniform_int_distribution<std::int64_t> pick(0, fp / row_bytes - 1);
+          for (auto& x : a) x = pick(gen) * (row_bytes / 16);
+        } else {  // 192 bytes from the first half, 256 from the second
+          const std::int64_t half = static_cast<std::int64_t>(fp / 2);
+          std::uniform_int_distribution<std::int64_t> pa(0, half / 192 - 1), pb(0, half / 256 - 1);
+          for (std::size_t i = 0; i < a.size(); ++i) {
+            a[i] = pa(gen) * 12;
+            b[i] = (half + pb(gen) * 256) / 16;
+          }
+        }
+        device_buffer<std::int64_t> da, db;
+        da.upload(a);
+        db.upload(b);
+        const int vecs = row_bytes / 16;
+        const double gbs = median_gbs(stream, 5, static_cast<double>(rows) * row_bytes, [&] {
+          read_rows<<<static_cast<unsigned>(prop.multiProcessorCount * 8), 256, 0, stream>>>(
+              reinterpret_cast<const uint4*>(host.device_data()), da.data(), db.data(),
+              split ? 12 : vecs, vecs, dst.data(), rows);
+          FASA_CUDA_CHECK_LAUNCH("read_rows");
+        });
+        std::printf("footprint %8.3f GiB | rows of %4d B %-5s | %7.1f GB/s (%3.0f%% of sequential)\n",
+                    fp / gib, row_bytes, split ? "split" : "", gbs, 100 * gbs / seq_zc);
+        std::fflush(stdout);
+        if (csv.is_open())
+          csv << '"' << prop.name << "\"," << fp << ',' << row_bytes << ','
+              << (split ? "split" : "whole") << ',' << rows << ',' << gbs << ',' << gbs / seq_zc
+              << '\n';
+      }
+    }
   }
   FASA_CUDA_CHECK(cudaStreamDestroy(stream));
   return 0;
@@ -684,6 +820,7 @@ int run_cuda_bench(const cuda_bench_options& o) {
     std::cerr << "fasa-bench: --backend cuda needs a CUDA device; none is visible\n";
     return 2;
   }
+  if (o.bus_probe) return run_bus_probe(o);
   if (o.dtype == "bf16") return o.capacity ? run_capacity<__nv_bfloat16>(o) : run<__nv_bfloat16>(o);
   if (o.dtype == "fp16") return o.capacity ? run_capacity<__half>(o) : run<__half>(o);
   std::cerr << "fasa-bench: unknown --dtype '" << o.dtype << "'; known: bf16, fp16\n";

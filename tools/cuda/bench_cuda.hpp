@@ -37,6 +37,8 @@ struct cuda_bench_options {
   bool capacity = false;       // the capacity sweep (run_capacity) instead of the step sweep
   int layers = 32;             // --capacity: attention layers of the model
   double weights_gib = 15.0;   // --capacity: GPU memory the weights take
+  bool whole_step = true;      // --capacity: also time all --layers layers as one step
+  bool bus_probe = false;      // scattered reads of pinned host memory (run_bus_probe) alone
   cuda::split_options splits;  // of both decoders
 };
 
