@@ -765,7 +765,6 @@ int run_bus_probe(const cuda_bench_options& o) {
   const std::size_t moved = std::size_t{64} << 20;  // row bytes read per measurement
   device_buffer<uint4> dst(moved / 16 + 4096);
   std::mt19937_64 gen(o.seed);
-  std::vector<std::string> lines;
   std::ofstream csv;
   if (!o.csv.empty()) {
     csv.open(o.csv);
