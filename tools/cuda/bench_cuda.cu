@@ -641,8 +641,8 @@ int run_capacity(const cuda_bench_options& o) {
           std::int64_t b = static_cast<std::int64_t>(
               (budget - o.layers * r.fixed) / (o.layers * (r.kv_per_seq + r.scratch_per_seq)));
           if (r.host_per_seq > 0)
-            b = std::min(b, static_cast<std::int64_t>(o.max_host_gib * gib /
-                                                      (o.layers * r.host_per_seq)));
+            b = std::min(
+                b, static_cast<std::int64_t>(o.max_host_gib * gib / (o.layers * r.host_per_seq)));
           b = std::min<std::int64_t>(b, 65535);
           if (b < 1) {
             std::printf("    whole step of %d layers: not one sequence fits\n", o.layers);
@@ -735,8 +735,8 @@ int run_capacity(const cuda_bench_options& o) {
 __global__ void read_rows(const uint4* src, const std::int64_t* first, const std::int64_t* second,
                           int vecs_first, int vecs, uint4* dst, std::int64_t rows) {
   const std::int64_t items = rows * vecs;
-  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
-       i < items; i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+  for (std::int64_t i = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x; i < items;
+       i += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     const std::int64_t r = i / vecs;
     const int c = static_cast<int>(i % vecs);
     const std::int64_t at = c < vecs_first ? first[r] + c : second[r] + (c - vecs_first);
@@ -797,8 +797,9 @@ int run_bus_probe(const cuda_bench_options& o) {
               split ? 12 : vecs, vecs, dst.data(), rows);
           FASA_CUDA_CHECK_LAUNCH("read_rows");
         });
-        std::printf("footprint %8.3f GiB | rows of %4d B %-5s | %7.1f GB/s (%3.0f%% of sequential)\n",
-                    fp / gib, row_bytes, split ? "split" : "", gbs, 100 * gbs / seq_zc);
+        std::printf(
+            "footprint %8.3f GiB | rows of %4d B %-5s | %7.1f GB/s (%3.0f%% of sequential)\n",
+            fp / gib, row_bytes, split ? "split" : "", gbs, 100 * gbs / seq_zc);
         std::fflush(stdout);
         if (csv.is_open())
           csv << '"' << prop.name << "\"," << fp << ',' << row_bytes << ','
