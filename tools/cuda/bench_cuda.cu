@@ -568,6 +568,15 @@ int run_capacity(const cuda_bench_options& o) {
     }
     return median(ms);
   };
+  // A batch's queries, hashed: device [batch, heads, head_dim].
+  const auto hashed_queries = [&](std::int64_t batch) {
+    std::vector<float> host(static_cast<std::size_t>(batch) * o.heads * o.head_dim);
+    for (std::size_t i = 0; i < host.size(); ++i)
+      host[i] = cuda::kernels::hashed_uniform(o.seed, 7, static_cast<std::uint32_t>(i));
+    device_buffer<float> q;
+    q.upload(host);
+    return q;
+  };
   for (std::int64_t t : o.contexts)
     for (const std::string& gname : o.granularities) {
       const auto g =
@@ -616,12 +625,7 @@ int run_capacity(const cuda_bench_options& o) {
         dec->set_split_options(o.splits);
         dec->set_lengths(lengths);
         dec->fill_hashed(o.seed);
-        const std::size_t qn = static_cast<std::size_t>(batch) * o.heads * o.head_dim;
-        std::vector<float> q_host(qn);
-        for (std::size_t i = 0; i < qn; ++i)
-          q_host[i] = cuda::kernels::hashed_uniform(o.seed, 7, static_cast<std::uint32_t>(i));
-        device_buffer<float> q, out(qn);
-        q.upload(q_host);
+        device_buffer<float> q = hashed_queries(batch), out(q.size());
         const graph gr(stream, [&] { step(*dec, q.data(), out.data()); });
         r.step_ms = time_graph(gr);
         r.tokens_per_s = batch / (o.layers * r.step_ms * 1e-3);
@@ -656,12 +660,7 @@ int run_capacity(const cuda_bench_options& o) {
               decs.back()->set_lengths(lens);
               decs.back()->fill_hashed(o.seed + static_cast<std::uint32_t>(l));
             }
-            const std::size_t qb = static_cast<std::size_t>(b) * o.heads * o.head_dim;
-            std::vector<float> qh(qb);
-            for (std::size_t i = 0; i < qb; ++i)
-              qh[i] = cuda::kernels::hashed_uniform(o.seed, 7, static_cast<std::uint32_t>(i));
-            device_buffer<float> qw, ow(qb);
-            qw.upload(qh);
+            device_buffer<float> qw = hashed_queries(b), ow(qw.size());
             // A layer's input is the last one's output in a model; the same query here.
             const graph whole(stream, [&] {
               for (auto& d : decs) step(*d, qw.data(), ow.data());
