@@ -14,7 +14,10 @@
 #   fasa-bench --capacity (each configuration's largest batch and its throughput) into
 #   capacity.csv.
 #   capacity: that last step alone.
-# Usage: bash benchmarks/cuda/run.sh [quick|full|tests|bench|profile|offload|capacity]
+#   probe: fasa-bench --bus-probe (scattered reads of pinned host memory by footprint and row
+#   size, into bus_probe.csv), then a short FASA-M step bench with its stage breakdown (32K and
+#   128K x batch 8 and 32, kv_head, shares 1, 0.25 and 0, into offload.csv): about 5 minutes.
+# Usage: bash benchmarks/cuda/run.sh [quick|full|tests|bench|profile|offload|capacity|probe]
 # Binaries: .device/bin/{fasa_gpu_tests,fasa-bench} when present and runnable (built on the
 # developer machine with the same nvcc and carried), else a CMake build here (the GPU machine
 # lacks nlohmann_json: .device/prefix holds a copy, see benchmarks/cuda/stage.sh).
@@ -52,6 +55,23 @@ step "machine"
   nvidia-smi --query-gpu=clocks.applications.graphics,clocks.default_applications.graphics,power.limit,power.default_limit \
     --format=csv
 } 2>&1 | tee "$out/machine.txt"
+
+if [ "$mode" = probe ]; then
+  step "fasa-bench --bus-probe"
+  cmd=("$bin/fasa-bench" --backend cuda --bus-probe --max-host-gib 16 --csv "$out/bus_probe.csv")
+  echo "+ ${cmd[*]}" | tee "$out/bus_probe.txt"
+  "${cmd[@]}" 2>&1 | tee -a "$out/bus_probe.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  step "fasa-bench --offload, short (stage breakdown)"
+  cmd=("$bin/fasa-bench" --backend cuda --heads 32 --kv-heads 8 --head-dim 128 --n-tip 16
+       --granularity kv_head --contexts 32768,131072 --batches 8,32 --budgets 256 --reps 5
+       --warmup 2 --offload --offload-miss 1,0.25,0 --csv "$out/offload.csv")
+  echo "+ ${cmd[*]}" | tee "$out/offload.txt"
+  "${cmd[@]}" 2>&1 | tee -a "$out/offload.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  step "done (status $status)"
+  exit "$status"
+fi
 
 if [ "$mode" != bench ] && [ "$mode" != profile ] && [ "$mode" != capacity ]; then
   step "GPU tests"
