@@ -442,6 +442,7 @@ struct cuda_options_cli {
   bool offload = false;
   bool offload_huge_pages = false;
   std::vector<double> offload_miss = {1.0, 0.25};
+  std::vector<std::string> offload_fetch = {"zero_copy"};
   double max_host_gib = 64;
   bool capacity = false;
   int layers = 32;
@@ -488,6 +489,7 @@ int run_cuda(const options& o, const fasa::tools::cuda_options_cli& c, bool budg
   g.offload = c.offload;
   g.offload_huge_pages = c.offload_huge_pages;
   g.offload_miss = c.offload_miss;
+  g.offload_fetch = c.offload_fetch;
   g.capacity = c.capacity;
   g.layers = c.layers;
   g.weights_gib = c.weights_gib;
@@ -603,6 +605,14 @@ int main(int argc, char** argv) {
       ->delimiter(',')
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--offload-fetch", cuda_only.offload_fetch,
+                 "--backend cuda --offload: how FASA-M's missing rows reach the GPU, rows of each "
+                 "in the same run: zero_copy (a kernel reads them from mapped host memory), "
+                 "host_gather (CPU threads gather them into a compact pinned buffer that a kernel "
+                 "reads in one sweep)")
+      ->delimiter(',')
+      ->capture_default_str()
+      ->check(CLI::IsMember({"zero_copy", "host_gather"}));
   app.add_flag("--capacity", cuda_only.capacity,
                "--backend cuda: instead of the step sweep, per context the largest batch whose "
                "KV caches for --layers layers fit the GPU beside --weights-gib with dense, FASA-C "
@@ -684,6 +694,10 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(fasa::tools::whole_in(0, 16))
       ->check(CLI::IsMember({0, 2, 4, 8, 16}));
+  app.add_option("--split-sort-selection", cuda_only.splits.sort_selection,
+                 "--backend cuda: 1 sorts each unit's kept tokens after the top-k (outputs repeat "
+                 "bit for bit, FASA-M's equal FASA-C's), 0 leaves the top-k's order")
+      ->capture_default_str();
   app.add_option("--bandwidth-mib", o.bandwidth_mib,
                  "Buffer size of the memory-bandwidth probe in MiB (0 skips it)")
       ->capture_default_str()

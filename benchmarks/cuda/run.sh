@@ -17,7 +17,9 @@
 #   probe: fasa-bench --bus-probe (scattered reads of pinned host memory by footprint and row
 #   size, into bus_probe.csv), then a short FASA-M step bench with its stage breakdown (32K and
 #   128K x batch 8 and 32, kv_head, shares 1, 0.25 and 0, into offload.csv): about 5 minutes.
-# Usage: bash benchmarks/cuda/run.sh [quick|full|tests|bench|profile|offload|capacity|probe]
+#   gather: FASA-M's fetch paths (zero_copy, host_gather) at 32K/128K x 8/32, both modes, then
+#   FASA-C with and without sorted kept lists (sort-0.csv, sort-1.csv): about 4 minutes.
+# Usage: bash benchmarks/cuda/run.sh [quick|full|tests|bench|profile|offload|capacity|probe|gather]
 # Binaries: .device/bin/{fasa_gpu_tests,fasa-bench} when present and runnable (built on the
 # developer machine with the same nvcc and carried), else a CMake build here (the GPU machine
 # lacks nlohmann_json: .device/prefix holds a copy, see benchmarks/cuda/stage.sh).
@@ -69,6 +71,31 @@ if [ "$mode" = probe ]; then
   echo "+ ${cmd[*]}" | tee "$out/offload.txt"
   "${cmd[@]}" 2>&1 | tee -a "$out/offload.txt"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  step "done (status $status)"
+  exit "$status"
+fi
+
+if [ "$mode" = gather ]; then
+  # FASA-M's two fetch paths side by side (zero-copy reads of the far tier against the host's
+  # gather into a compact staging buffer), every row missing and a quarter; then FASA-C with and
+  # without the sorted kept lists (split_options::sort_selection), the cost of determinism.
+  step "fasa-bench --offload --offload-fetch zero_copy,host_gather"
+  cmd=("$bin/fasa-bench" --backend cuda --heads 32 --kv-heads 8 --head-dim 128 --n-tip 16
+       --granularity kv_head,query_head --contexts 32768,131072 --batches 8,32 --budgets 256
+       --reps 10 --warmup 2 --offload --offload-miss 1,0.25 --offload-fetch zero_copy,host_gather
+       --csv "$out/gather.csv")
+  echo "+ ${cmd[*]}" | tee "$out/gather.txt"
+  "${cmd[@]}" 2>&1 | tee -a "$out/gather.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  for sorted in 0 1; do
+    step "fasa-bench FASA-C, --split-sort-selection $sorted"
+    cmd=("$bin/fasa-bench" --backend cuda --heads 32 --kv-heads 8 --head-dim 128 --n-tip 16
+         --granularity kv_head,query_head --contexts 8192,32768,131072 --batches 1,8,32
+         --budgets 256,2048 --reps 10 --split-sort-selection "$sorted" --csv "$out/sort-$sorted.csv")
+    echo "+ ${cmd[*]}" | tee "$out/sort-$sorted.txt"
+    "${cmd[@]}" 2>&1 | grep -v "^# clocks" >>"$out/sort-$sorted.txt"
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  done
   step "done (status $status)"
   exit "$status"
 fi

@@ -295,17 +295,22 @@ void check_variant(const gpu_case& c, const Sel& sel, const St& st) {
 // than the bf16 tolerance against the reference.
 template <class Elem>
 void check_offload_matches_fasa_c(const gpu_case& c, const fasa::dominant_plan& plan,
-                                  bool table_in_shared) {
+                                  bool table_in_shared, fasa::cuda::offload_fetch fetch) {
   INFO(describe(c), " elem=", elem_traits<Elem>::name, " (FASA-M against FASA-C, pool table in ",
-       table_in_shared ? "shared" : "device", " memory)");
+       table_in_shared ? "shared" : "device", " memory, fetch ", fasa::cuda::name_of(fetch), ")");
   const int batch = static_cast<int>(c.lengths.size());
   const attention_shape& shape = plan.shape();
   const auto sel = plan.tip(c.budget, c.force);
   fasa::cuda::batch_decoder<Elem, fasa::selector::fasa_tip, fasa::storage::split_dominant> fc(
       shape, batch, sel, plan.storage());
+  fasa::cuda::offload_options options{};
+  options.table_in_shared = table_in_shared;
+  options.fetch = fetch;
+  if (fetch == fasa::cuda::offload_fetch::host_gather)  // 3 workers: a team, whatever the host
+    options.team = std::make_shared<fasa::cuda::gather_team>(3);
   fasa::cuda::batch_decoder<Elem, fasa::selector::fasa_tip, fasa::storage::split_offload> fm(
-      shape, batch, sel, plan.offload_storage(), fasa::cuda::shared_cache<Elem>{},
-      fasa::cuda::offload_options{false, table_in_shared});
+      shape, batch, sel, plan.offload_storage(), fasa::cuda::shared_cache<Elem>{}, options);
+  CHECK(fm.fetch() == fetch);
   fc.set_split_options(c.splits);
   fm.set_split_options(c.splits);
   // The GPU holds the slab and the working buffer only; the rest is pinned host memory.
@@ -404,6 +409,15 @@ void check_offload_matches_fasa_c(const gpu_case& c, const fasa::dominant_plan& 
       diff = std::max(diff, static_cast<double>(std::abs(oc[i] - om[i])));
     INFO("largest |FASA-M - FASA-C| ", diff);
     fasa::test::check_close(om, oc, fasa::test::tolerance{1e-3, 1e-3}, "FASA-M against FASA-C");
+    // With the kept lists sorted (the default, up to kernels::sort_max_kept tokens a unit) both
+    // sum the same rows in the same order: the same bits.
+    if (c.splits.sort_selection && sel.keep(shape.capacity) <= fasa::cuda::kernels::sort_max_kept) {
+      std::size_t differ = 0;
+      for (std::size_t i = 0; i < oc.size(); ++i)
+        differ += std::memcmp(&oc[i], &om[i], sizeof(float)) != 0 ? 1 : 0;
+      CHECK_MESSAGE(differ == 0, differ, " of ", oc.size(),
+                    " outputs differ from FASA-C's in some bit");
+    }
     CHECK(std::none_of(om.begin(), om.end(), [](float x) { return std::isnan(x); }));
   }
 }
@@ -437,7 +451,11 @@ void check_all_variants(const gpu_case& c) {
     SUBCASE("fasa_tip, split_offload (FASA-M)") {
       check_variant<Elem>(c, plan.tip(c.budget, c.force), plan.offload_storage());
       static int calls = 0;  // every other case with the pool's table in device memory
-      check_offload_matches_fasa_c<Elem>(c, plan, calls++ % 2 == 0);
+      const bool shared_table = calls++ % 2 == 0;
+      check_offload_matches_fasa_c<Elem>(c, plan, shared_table,
+                                         fasa::cuda::offload_fetch::zero_copy);
+      check_offload_matches_fasa_c<Elem>(c, plan, !shared_table,
+                                         fasa::cuda::offload_fetch::host_gather);
     }
   }
 }
@@ -623,6 +641,14 @@ TEST_CASE("cuda: variants against the CPU reference, GQA 4, head_dim 128, bf16")
     c.budget = budget;
     check_all_variants<__nv_bfloat16>(c);
   }
+  // The kept lists in the top-k's own order (no sort_kept, which every other case runs).
+  c.splits.max_splits = 16;
+  c.splits.sort_selection = false;
+  for (auto budget : {token_budget::tokens(64), token_budget::fraction(0.1)}) {
+    c.budget = budget;
+    check_all_variants<__nv_bfloat16>(c);
+  }
+  c.splits.sort_selection = true;
   // The three-kernel path's options from here on (select_cluster 0).
   // Many short splits: every unit's merge by its last split block; as many TIP blocks as rows
   // allow, each one pass.

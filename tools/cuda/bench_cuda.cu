@@ -155,6 +155,12 @@ void write_floats(const std::string& path, const std::vector<float>& v) {
   FASA_CHECK(out.good(), "fasa-bench: cannot write ", path);
 }
 
+cuda::offload_fetch fetch_of(const std::string& name) {
+  FASA_CHECK(name == "zero_copy" || name == "host_gather", "fasa-bench: unknown --offload-fetch '",
+             name, "'; known: zero_copy, host_gather");
+  return name == "zero_copy" ? cuda::offload_fetch::zero_copy : cuda::offload_fetch::host_gather;
+}
+
 struct row {
   std::int64_t context;
   int batch;
@@ -168,6 +174,7 @@ struct row {
   // FASA-M (--offload; 0 where not run): the share of its row pool emptied before each step,
   // the rows that step fetched (over the batch and KV heads) and their bytes
   double miss_share = 0, fetched_rows = 0;
+  std::string fetch;  // FASA-M: how the rows came (offload_fetch)
   double m_ms = 0, m_vs_c = 0, m_vs_dense = 0, bus_bytes = 0, bus_floor_ms = 0, m_fetch_ms = 0,
          m_attend_ms = 0, m_max_diff = 0;
   // GPU bytes of the KV cache per configuration (FASA-M: slab + working buffer), host bytes
@@ -209,6 +216,12 @@ int run(const cuda_bench_options& o) {
   std::ofstream index;
   if (!o.dump_dir.empty()) index.open(o.dump_dir + "/cases.jsonl");
 
+  // The host-gather decoders' threads, one team for all.
+  std::shared_ptr<cuda::gather_team> team;
+  if (o.offload && std::count(o.offload_fetch.begin(), o.offload_fetch.end(), "host_gather") > 0) {
+    team = std::make_shared<cuda::gather_team>(cuda::default_gather_threads());
+    std::printf("# FASA-M host gather: %d threads\n", team->size());
+  }
   device_buffer<char> flush(std::size_t{256} << 20);  // > L2: evicts the cache between replays
   const auto flush_l2 = [&] {
     FASA_CUDA_CHECK(cudaMemsetAsync(flush.data(), 0, flush.bytes(), stream));
@@ -272,7 +285,9 @@ int run(const cuda_bench_options& o) {
         fasa.fill_hashed(o.seed);
         using fasa_m_decoder =
             cuda::batch_decoder<Elem, selector::fasa_tip, storage::split_offload>;
-        std::unique_ptr<fasa_m_decoder> fm;
+        // One FASA-M decoder per --offload-fetch mode; the first owns the tiers, the others
+        // read them (each its own row pool).
+        std::vector<std::unique_ptr<fasa_m_decoder>> fms;
         const double host_need = static_cast<double>(batch) * o.kv_heads * t *
                                  (2.0 * o.head_dim - plan.slab_width()) * elem;
         if (o.offload && host_need > o.max_host_gib * 1073741824.0)
@@ -281,35 +296,49 @@ int run(const cuda_bench_options& o) {
               "pinned host memory (> --max-host-gib %.0f)\n",
               static_cast<long long>(t), batch, host_need / 1073741824.0, o.max_host_gib);
         else if (o.offload) {
-          fm = std::make_unique<fasa_m_decoder>(
-              shape, batch, plan.tip(token_budget::tokens(max_budget)), plan.offload_storage(),
-              cuda::shared_cache<Elem>{}, cuda::offload_options{o.offload_huge_pages});
-          fm->set_split_options(o.splits);
-          fm->set_lengths(lengths);
-          fm->fill_hashed(o.seed);
+          for (const std::string& fname : o.offload_fetch) {
+            cuda::offload_options oo{o.offload_huge_pages};
+            oo.fetch = fetch_of(fname);
+            oo.team = team;
+            const cuda::shared_cache<Elem> tiers =
+                fms.empty() ? cuda::shared_cache<Elem>{}
+                            : cuda::shared_cache<Elem>{fms[0]->cache(), fms[0]->seq_elements_near(),
+                                                       fms[0]->far_tier(), fms[0]->far_stride()};
+            fms.push_back(std::make_unique<fasa_m_decoder>(
+                shape, batch, plan.tip(token_budget::tokens(max_budget)), plan.offload_storage(),
+                tiers, oo));
+            fms.back()->set_split_options(o.splits);
+            fms.back()->set_lengths(lengths);
+          }
+          fms[0]->fill_hashed(o.seed);
         }
         device_buffer<float> out_m(qn);
-        // FASA-M's steps, one per --offload-miss share: the share of the pool emptied, then the
-        // step (a replay repeats its selection, so without it every row would be a hit).
-        const std::vector<double> shares = fm ? o.offload_miss : std::vector<double>{};
-        const auto m_step = [&](double share, const cuda::stage_events* se) {
-          fm->forget_pool_share(share, o.seed, stream);
-          fm->decode(q.data(), out_m.data(), stream, se);
+        // FASA-M's steps, one per --offload-fetch mode and --offload-miss share: the share of
+        // the pool emptied, then the step (a replay repeats its selection, so without it every
+        // row would be a hit).
+        struct m_case {
+          fasa_m_decoder* d;
+          double share;
+        };
+        std::vector<m_case> cases;
+        for (auto& d : fms)
+          for (double share : o.offload_miss) cases.push_back({d.get(), share});
+        const auto m_step = [&](const m_case& c, const cuda::stage_events* se) {
+          c.d->forget_pool_share(c.share, o.seed, stream);
+          c.d->decode(q.data(), out_m.data(), stream, se);
         };
         for (std::int64_t n_fac : o.budgets) {
           fasa.set_budget(token_budget::tokens(n_fac));
           const graph fasa_graph(stream, [&] { fasa.decode(q.data(), out_fasa.data(), stream); });
           std::vector<std::unique_ptr<graph>> m_graphs;
-          if (fm) {
-            fm->set_budget(token_budget::tokens(n_fac));
-            for (double share : shares)
-              m_graphs.push_back(std::make_unique<graph>(stream, [&] { m_step(share, nullptr); }));
-          }
+          for (auto& d : fms) d->set_budget(token_budget::tokens(n_fac));
+          for (const m_case& c : cases)
+            m_graphs.push_back(std::make_unique<graph>(stream, [&] { m_step(c, nullptr); }));
           std::vector<double> dense_ms, fasa_ms;
-          std::vector<std::vector<double>> m_ms(shares.size());
+          std::vector<std::vector<double>> m_ms(cases.size());
           std::vector<const graph*> graphs = {&dense_graph, &fasa_graph};
           std::vector<std::vector<double>*> times = {&dense_ms, &fasa_ms};
-          for (std::size_t i = 0; i < shares.size(); ++i) {
+          for (std::size_t i = 0; i < cases.size(); ++i) {
             graphs.push_back(m_graphs[i].get());
             times.push_back(&m_ms[i]);
           }
@@ -342,9 +371,9 @@ int run(const cuda_bench_options& o) {
           for (cudaEvent_t* e : marks) cudaEventDestroy(*e);
           // FASA-M's stages after the top-k, per share: the pool's plan and the fetch over the
           // bus, then the attention; the rows fetched; the answer against FASA-C's.
-          std::vector<std::vector<double>> m_fetch(shares.size()), m_attend(shares.size());
-          std::vector<double> m_diff(shares.size(), 0), m_rows(shares.size(), 0);
-          for (std::size_t i = 0; i < shares.size(); ++i) {
+          std::vector<std::vector<double>> m_fetch(cases.size()), m_attend(cases.size());
+          std::vector<double> m_diff(cases.size(), 0), m_rows(cases.size(), 0);
+          for (std::size_t i = 0; i < cases.size(); ++i) {
             cuda::stage_events me;
             const std::vector<cudaEvent_t*> mm = {&me.start,    &me.prepared, &me.scored,
                                                   &me.filtered, &me.selected, &me.fetched,
@@ -352,7 +381,7 @@ int run(const cuda_bench_options& o) {
             for (cudaEvent_t* e : mm) FASA_CUDA_CHECK(cudaEventCreate(e));
             for (int rep = 0; rep < std::max(3, o.reps / 3); ++rep) {
               flush_l2();
-              m_step(shares[i], &me);
+              m_step(cases[i], &me);
               FASA_CUDA_CHECK(cudaEventSynchronize(me.done));
               float a = 0, b = 0;
               FASA_CUDA_CHECK(cudaEventElapsedTime(&a, me.selected, me.fetched));
@@ -361,7 +390,7 @@ int run(const cuda_bench_options& o) {
               m_attend[i].push_back(b);
             }
             for (cudaEvent_t* e : mm) cudaEventDestroy(*e);
-            m_rows[i] = static_cast<double>(fm->fetched_rows());
+            m_rows[i] = static_cast<double>(cases[i].d->fetched_rows());
             // FASA-M must give FASA-C's answer (the same rows, the same arithmetic).
             fasa.decode(q.data(), out_fasa.data(), stream);
             FASA_CUDA_CHECK(cudaStreamSynchronize(stream));
@@ -410,10 +439,11 @@ int run(const cuda_bench_options& o) {
               r.dense_ms, r.dense_gbs, 100 * r.dense_gbs / copy_gbs, r.fasa_ms, r.speedup,
               r.ceiling, 100 * r.speedup / r.ceiling, r.prep_ms, r.tip_ms, r.filter_ms, r.finish_ms,
               r.fac_ms);
-          if (!fm) rows.push_back(r);
-          for (std::size_t i = 0; i < shares.size(); ++i) {
+          if (fms.empty()) rows.push_back(r);
+          for (std::size_t i = 0; i < cases.size(); ++i) {
             row m = r;
-            m.miss_share = shares[i];
+            m.miss_share = cases[i].share;
+            m.fetch = cuda::name_of(cases[i].d->fetch());
             m.fetched_rows = m_rows[i];
             m.m_ms = median(m_ms[i]);
             m.m_vs_c = m.m_ms / m.fasa_ms;
@@ -424,17 +454,17 @@ int run(const cuda_bench_options& o) {
             m.m_fetch_ms = median(m_fetch[i]);
             m.m_attend_ms = median(m_attend[i]);
             m.m_max_diff = m_diff[i];
-            m.m_kv = static_cast<double>(fm->kv_device_bytes());
-            m.m_host = static_cast<double>(fm->host_bytes());
+            m.m_kv = static_cast<double>(cases[i].d->kv_device_bytes());
+            m.m_host = static_cast<double>(fms[0]->host_bytes());
             rows.push_back(m);
             const double per_unit = static_cast<double>(batch) * units * std::min(n_fac, t);
             std::printf(
-                "    FASA-M, %.2f of the pool emptied: %8.4f ms = %.2fx FASA-C, %.2fx faster than "
+                "    FASA-M %-11s %.2f of the pool emptied: %8.4f ms = %.2fx FASA-C, %.2fx faster than "
                 "dense | fetched %.0f rows (%.3f of the units' kept rows), bus %.2f MB/step, "
                 "floor %.4f ms, plan + fetch %.4f ms, attend %.4f ms | max |FASA-M - FASA-C| "
                 "%.3g | GPU KV: dense %.3f GiB, FASA-C %.3f, FASA-M %.3f (%.3f of dense) + host "
                 "%.3f GiB\n",
-                m.miss_share, m.m_ms, m.m_vs_c, m.m_vs_dense, m.fetched_rows,
+                m.fetch.c_str(), m.miss_share, m.m_ms, m.m_vs_c, m.m_vs_dense, m.fetched_rows,
                 m.fetched_rows / per_unit, m.bus_bytes / 1e6, m.bus_floor_ms, m.m_fetch_ms,
                 m.m_attend_ms, m.m_max_diff, m.dense_kv / 1073741824.0, m.c_kv / 1073741824.0,
                 m.m_kv / 1073741824.0, m.m_kv / m.dense_kv, m.m_host / 1073741824.0);
@@ -489,7 +519,7 @@ int run(const cuda_bench_options& o) {
            "tip_ms,filter_ms,finish_ms,fac_ms,h2d_gbs,zero_copy_gbs,fasam_ms,fasam_vs_fasac,"
            "dense_vs_fasam,bus_bytes,bus_floor_ms,fasam_fetch_ms,fasam_attend_ms,fasam_max_diff,"
            "dense_kv_bytes,fasac_kv_bytes,fasam_kv_bytes,fasam_host_bytes,miss_share,fetched_"
-           "rows\n";
+           "rows,offload_fetch\n";
     for (const row& r : rows)
       csv << '"' << prop.name << "\"," << driver << ',' << runtime << ',' << copy_gbs << ','
           << o.heads << ',' << o.kv_heads << ',' << o.head_dim << ','
@@ -503,7 +533,7 @@ int run(const cuda_bench_options& o) {
           << ',' << r.m_vs_c << ',' << r.m_vs_dense << ',' << r.bus_bytes << ',' << r.bus_floor_ms
           << ',' << r.m_fetch_ms << ',' << r.m_attend_ms << ',' << r.m_max_diff << ',' << r.dense_kv
           << ',' << r.c_kv << ',' << r.m_kv << ',' << r.m_host << ',' << r.miss_share << ','
-          << r.fetched_rows << '\n';
+          << r.fetched_rows << ',' << r.fetch << '\n';
     FASA_CHECK(csv.good(), "fasa-bench: cannot write ", o.csv);
     std::printf("# wrote %s\n", o.csv.c_str());
   }

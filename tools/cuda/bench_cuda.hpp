@@ -33,6 +33,8 @@ struct cuda_bench_options {
   bool offload = false;             // also time FASA-M (far tier in pinned host memory)
   bool offload_huge_pages = false;  // FASA-M's far tier in transparent huge pages
   std::vector<double> offload_miss = {1.0, 0.25};  // pool shares emptied before each FASA-M step
+  // FASA-M's fetch modes (cuda::offload_fetch by name), each its own rows, in the same run
+  std::vector<std::string> offload_fetch = {"zero_copy"};
   double max_host_gib = 64;    // skip FASA-M where its far tier would pin more host memory
   bool capacity = false;       // the capacity sweep (run_capacity) instead of the step sweep
   int layers = 32;             // --capacity: attention layers of the model

@@ -34,11 +34,14 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <span>
+#include <thread>
 #include <type_traits>
 #include <vector>
 
 #include "fasa/backends/cuda/common.cuh"
+#include "fasa/backends/cuda/host_gather.hpp"
 #include "fasa/backends/cuda/kernels/attend_mma.cuh"
 #include "fasa/backends/cuda/kernels/attend_split.cuh"
 #include "fasa/backends/cuda/kernels/offload.cuh"
@@ -123,12 +126,37 @@ struct stage_events {
               selected = nullptr, done = nullptr, fetched = nullptr;
 };
 
-// How a FASA-M decoder allocates its far tier (see pinned_buffer::allocate).
+// How a FASA-M step brings its missing rows' far parts to the GPU.
+enum class offload_fetch {
+  // fetch_rows reads them straight from the mapped far tier (scattered zero-copy reads).
+  zero_copy,
+  // The host gathers them into a compact pinned staging buffer in a host node of the step
+  // (host_gather.hpp, several threads), then fetch_staged reads that buffer in one sequential
+  // sweep: the scattered reads move to the CPU, the bus carries one contiguous run.
+  host_gather,
+};
+
+inline const char* name_of(offload_fetch f) {
+  return f == offload_fetch::zero_copy ? "zero_copy" : "host_gather";
+}
+
+// Worker threads (besides the calling one) of a host_gather decoder that brings none: half
+// the hardware threads, 1 to 8.
+inline int default_gather_threads() {
+  const int hw = static_cast<int>(std::thread::hardware_concurrency());
+  return std::clamp(hw / 2, 1, 8);
+}
+
+// How a FASA-M decoder allocates its far tier (see pinned_buffer::allocate) and fetches rows.
 struct offload_options {
   bool huge_pages = false;
   // The row pool's per-step hash table in shared memory where it fits (else, or when false, in
   // device memory: tests run both).
   bool table_in_shared = true;
+  offload_fetch fetch = offload_fetch::zero_copy;
+  // host_gather: the threads that gather, shared by the decoders that name the same team (a
+  // model's layers, say); null: the decoder makes its own of default_gather_threads().
+  std::shared_ptr<gather_team> team;
 };
 
 template <class Elem, class Sel, class St>
@@ -160,7 +188,7 @@ class batch_decoder {
   // by the same storage), which it then reads and never writes.
   batch_decoder(const attention_shape& shape, int batch, const Sel& sel, const St& st,
                 shared_cache<Elem> shared = {}, offload_options offload = {})
-      : shape_(shape), batch_(batch), sel_(sel), st_(st) {
+      : shape_(shape), batch_(batch), sel_(sel), st_(st), fetch_(offload.fetch) {
     shape.validate();
     sel.validate(shape);
     st.validate(shape);
@@ -301,6 +329,27 @@ class batch_decoder {
                                                cudaFuncAttributeMaxDynamicSharedMemorySize,
                                                static_cast<int>(plan_smem_)));
         }
+        if (fetch_ == offload_fetch::host_gather) {
+          // The misses in host memory, a staging row per slot, and the gather's host node.
+          miss_tok_host_.allocate(slots, "batch_decoder (FASA-M, host gather): the miss lists");
+          miss_count_host_.allocate(pairs, "batch_decoder (FASA-M, host gather): the miss counts");
+          stage_off_.allocate(pairs + 1, "batch_decoder (FASA-M, host gather): staging offsets");
+          gather_ = std::make_unique<gather_job>();
+          auto& g = gather_->gather;
+          g.st = st;
+          stage_.allocate(slots * static_cast<std::size_t>(g.row_elements()),
+                          "batch_decoder (FASA-M, host gather): the staging rows");
+          g.far = host_pointer(far_ptr_);
+          g.far_stride = far_stride_;
+          g.batch = batch;
+          g.pool = pool_;
+          g.tok = miss_tok_host_.data();
+          g.count = miss_count_host_.data();
+          g.stage = stage_.data();
+          g.offsets = stage_off_.data();
+          gather_->team = offload.team ? std::move(offload.team)
+                                       : std::make_shared<gather_team>(default_gather_threads());
+        }
       }
       // Bulk copies need sm_90, each KV head's scored rows back to back (row pitch = the
       // scored width) and 16-byte aligned starts.
@@ -341,10 +390,17 @@ class batch_decoder {
   // Device bytes of the KV cache: the cache (for FASA-M its near tier) and FASA-M's row pool
   // (its rows and the token each slot holds).
   std::size_t kv_device_bytes() const { return cache_.bytes() + work_.bytes() + slot_tok_.bytes(); }
+  // FASA-M: elements of a sequence's near tier, the far tier as the GPU addresses it and its
+  // stride per sequence (what another decoder's shared_cache names to read these tiers).
+  std::int64_t seq_elements_near() const { return seq_stride_; }
+  Elem* far_tier() { return far_ptr_; }
+  std::int64_t far_stride() const { return far_stride_; }
   // Pinned host bytes of FASA-M's far tier (0 for the other layouts).
   std::size_t host_bytes() const { return far_.bytes(); }
   // FASA-M: slots of the row pool per (sequence, KV head).
   std::int64_t pool_rows() const { return pool_; }
+  // FASA-M: how missing rows reach the GPU.
+  offload_fetch fetch() const { return fetch_; }
   // FASA-M: rows the last step copied over the bus, over the batch and its KV heads; each is
   // a whole row's far part, 2 * head_dim - slab_width elements (synchronises).
   std::int64_t fetched_rows() const {
@@ -581,6 +637,24 @@ class batch_decoder {
                       kernels::topk_finish_threads, 0, stream, k);
         FASA_CUDA_CHECK_LAUNCH("topk_finish");
       }
+      if (split_.sort_selection && kcap_ <= kernels::sort_max_kept) {
+        int bits = 1;
+        while ((std::int64_t{1} << bits) < max_len_) ++bits;
+        const auto sort = [&](auto kernel) {
+          launch_kernel(kernel, static_cast<unsigned>(rows), kernels::sort_threads, 0, stream,
+                        idx_.data(), kcap_, lengths_dev_.data(), units_, k.budget, bits);
+        };
+        const std::int64_t items = (kcap_ + kernels::sort_threads - 1) / kernels::sort_threads;
+        if (items <= 1)
+          sort(kernels::sort_kept<1>);
+        else if (items <= 4)
+          sort(kernels::sort_kept<4>);
+        else if (items <= 16)
+          sort(kernels::sort_kept<16>);
+        else
+          sort(kernels::sort_kept<32>);
+        FASA_CUDA_CHECK_LAUNCH("sort_kept");
+      }
       if (ev) FASA_CUDA_CHECK(cudaEventRecord(ev->selected, stream));
       a.gather = true;
       a.idx = idx_.data();
@@ -774,6 +848,16 @@ class batch_decoder {
   int max_splits() const { return max_splits_; }
 
  private:
+  // The host address of mapped pinned memory the GPU addresses at `p`.
+  static const Elem* host_pointer(const Elem* p) {
+    cudaPointerAttributes attr{};
+    FASA_CUDA_CHECK(cudaPointerGetAttributes(&attr, p));
+    FASA_CHECK(attr.hostPointer != nullptr,
+               "batch_decoder (FASA-M, host gather): the far tier is not host memory the CPU "
+               "can read (shared_cache::far must be mapped pinned memory)");
+    return static_cast<const Elem*>(attr.hostPointer);
+  }
+
   // FASA-M: the two tiers as the kernels address them.
   kernels::tiers<Elem> tiers() {
     return {cache_ptr_, seq_stride_, far_ptr_, far_stride_, near_elements()};
@@ -833,9 +917,15 @@ class batch_decoder {
       p.hash_global = plan_smem_ > 0 ? nullptr : hash_.data();
       p.used_global = plan_smem_ > 0 ? nullptr : used_.data();
       const dim3 pairs(static_cast<unsigned>(shape_.num_kv_heads), static_cast<unsigned>(batch_));
+      const bool gather = fetch_ == offload_fetch::host_gather;
+      if (gather) {
+        p.miss_tok_host = miss_tok_host_.device_data();
+        p.miss_count_host = miss_count_host_.device_data();
+      }
       launch_kernel(kernels::plan_rows, pairs, kernels::plan_threads,
                     static_cast<std::size_t>(plan_smem_), stream, p);
       FASA_CUDA_CHECK_LAUNCH("plan_rows");
+      if (gather) FASA_CUDA_CHECK(cudaLaunchHostFunc(stream, gather_job::call, gather_.get()));
       // Enough 16-byte loads in flight for the link (a few blocks per SM over all pairs), at
       // most what a step's rows could need.
       const std::int64_t most =
@@ -847,8 +937,14 @@ class batch_decoder {
                             static_cast<unsigned>(batch_));
       with_head_dim([&](auto dim) {
         constexpr int D = decltype(dim)::value;
-        launch_kernel(kernels::fetch_rows<Elem, D>, fetch_grid, 256, 0, stream, st_dev_, tiers(),
-                      work_st_, work_.data(), work_stride_, p);
+        if (gather)
+          launch_kernel(kernels::fetch_staged<Elem, D>, fetch_grid, 256, 0, stream, st_dev_,
+                        tiers(), static_cast<const Elem*>(stage_.device_data()),
+                        static_cast<const std::int64_t*>(stage_off_.device_data()), work_st_,
+                        work_.data(), work_stride_, p);
+        else
+          launch_kernel(kernels::fetch_rows<Elem, D>, fetch_grid, 256, 0, stream, st_dev_,
+                        tiers(), work_st_, work_.data(), work_stride_, p);
       });
       FASA_CUDA_CHECK_LAUNCH("fetch_rows");
       if (ev && ev->fetched) FASA_CUDA_CHECK(cudaEventRecord(ev->fetched, stream));
@@ -1072,6 +1168,22 @@ class batch_decoder {
   device_buffer<std::int32_t> slot_tok_, slot_idx_, miss_tok_, miss_slot_, hash_;
   device_buffer<int> miss_count_;
   device_buffer<unsigned char> used_;
+  // offload_fetch::host_gather: the misses as the host sees them, the staging rows and their
+  // offsets (pinned, mapped), and the host node's job (heap-held: its address is in the graph).
+  offload_fetch fetch_ = offload_fetch::zero_copy;
+  struct gather_job {
+    far_gather<Elem> gather;
+    std::shared_ptr<gather_team> team;
+    static void CUDART_CB call(void* self) {
+      auto* j = static_cast<gather_job*>(self);
+      j->gather.run(*j->team);
+    }
+  };
+  pinned_buffer<std::int32_t> miss_tok_host_;
+  pinned_buffer<int> miss_count_host_;
+  pinned_buffer<std::int64_t> stage_off_;
+  pinned_buffer<Elem> stage_;
+  std::unique_ptr<gather_job> gather_;
 };
 
 }  // namespace fasa::cuda

@@ -44,6 +44,11 @@ struct split_options {
   // 16-block clusters (batch 1) and 0.97-0.99x with 2 and 4; off until this choice by size is
   // measured too
   int select_lead_from = 0;
+  // Each unit's kept tokens sorted ascending after the top-k (kernels::sort_kept, lists of up to
+  // 8,192 tokens): the attention then sums the same rows in the same order at every run, so
+  // outputs repeat bit for bit and FASA-M's equal FASA-C's; off, the order the top-k's atomics
+  // hand out (outputs equal to rounding). One more kernel per step.
+  bool sort_selection = true;
 };
 
 }  // namespace fasa::cuda

@@ -68,6 +68,10 @@ struct pool_args {
   std::int64_t hsize;
   std::int32_t* hash_global;   // [pairs, 2 * hsize] keys then values, or null
   unsigned char* used_global;  // [pairs, P], or null
+  // offload_fetch::host_gather: copies of miss_tok and miss_count in mapped pinned memory, for
+  // the host's gather (null otherwise).
+  std::int32_t* miss_tok_host = nullptr;
+  int* miss_count_host = nullptr;
 };
 
 constexpr int plan_threads = 512;
@@ -177,6 +181,10 @@ __global__ void __launch_bounds__(plan_threads) plan_rows(pool_args p) {
     p.slot_idx[at] = hval[h];
   }
   if (tid == 0) p.miss_count[pair] = count;
+  if (p.miss_tok_host != nullptr) {  // the misses for the host's gather
+    for (int m = tid; m < count; m += plan_threads) p.miss_tok_host[pair * P + m] = miss_tok[m];
+    if (tid == 0) p.miss_count_host[pair] = count;
+  }
 }
 
 // grid: (x, kv_heads, batch); block: any multiple of 32 (256). Copies each miss's whole row
@@ -210,6 +218,46 @@ __global__ void fetch_rows(storage::split_offload st, tiers<Elem> tier, storage:
       dst = wb + ps.slab_row(kv, s) + c * V;
     } else {  // a rest vector (host memory)
       src = tier.at(b, st.rest_row(kv, t) + (c * V - fw));
+      dst = wb + ps.rest_row(kv, s) + (c * V - fw);
+    }
+    *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);
+  }
+}
+
+// offload_fetch::host_gather's fetch_rows: the same copies into the pool, the far parts from
+// the staging rows the host gathered (host_gather.hpp: miss m of pair p at row offsets[p] + m,
+// the rest of the key then the value), read over the bus in one sequential sweep.
+template <class Elem, int D>
+__global__ void fetch_staged(storage::split_offload st, tiers<Elem> tier, const Elem* stage,
+                             const std::int64_t* offsets, storage::split_dominant ps, Elem* pool,
+                             std::int64_t pool_stride, pool_args p) {
+  grid_dependency_sync();
+  constexpr int V = vec_elems<Elem>, KV = D / V;
+  const int kv = blockIdx.y, b = blockIdx.z;
+  const std::int64_t pair = static_cast<std::int64_t>(b) * p.kv_heads + kv;
+  const std::int64_t items = std::int64_t{p.miss_count[pair]} * 2 * KV;
+  const std::int32_t* toks = p.miss_tok + pair * p.pool;
+  const std::int32_t* slots = p.miss_slot + pair * p.pool;
+  const int fw = st.slab_width, rw = D - fw;
+  const Elem* rows = stage + offsets[pair] * (rw + D);
+  Elem* wb = pool + b * pool_stride;
+  for (std::int64_t item = blockIdx.x * static_cast<std::int64_t>(blockDim.x) + threadIdx.x;
+       item < items; item += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    const std::int64_t m = item / (2 * KV);
+    const int c = static_cast<int>(item % (2 * KV));
+    const std::int64_t s = slots[m];
+    const Elem* row = rows + m * (rw + D);
+    const Elem* src;
+    Elem* dst;
+    if (c >= KV) {  // a value vector
+      const int col = (c - KV) * V;
+      src = row + rw + col;
+      dst = wb + ps.value_row(kv, s) + col;
+    } else if (c * V < fw) {  // a slab vector (device memory)
+      src = tier.at(b, st.slab_row(kv, toks[m]) + c * V);
+      dst = wb + ps.slab_row(kv, s) + c * V;
+    } else {  // a rest vector (the staging row)
+      src = row + (c * V - fw);
       dst = wb + ps.rest_row(kv, s) + (c * V - fw);
     }
     *reinterpret_cast<uint4*>(dst) = *reinterpret_cast<const uint4*>(src);

@@ -14,6 +14,7 @@
 //     to the rounding of the scores themselves.
 // Output: per row, keep(n) token indices in no particular order; 0 .. n-1 when keep(n) >= n.
 
+#include <cub/block/block_radix_sort.cuh>
 #include <cub/block/block_scan.cuh>
 
 #include <cstdint>
@@ -215,6 +216,42 @@ __global__ __launch_bounds__(topk_finish_threads) void topk_finish(topk_args a) 
   // need == count: every remaining candidate is in
   const unsigned done = s_out;
   for (std::int64_t e = threadIdx.x; e < count; e += T) out[done + e] = cand[cur][e];
+}
+
+// ---- the kept tokens in ascending order -----------------------------------------------------
+//
+// The top-k hands out its output places by atomics, so a unit's kept tokens come out in an
+// order that changes from run to run, and the attention sums them in that order: outputs equal
+// to rounding only, and a model's perplexity that moves in its fourth digit between two runs.
+// sort_kept puts each unit's list in ascending token order (split_options::sort_selection):
+// outputs the same bit for bit from run to run, and FASA-M's equal to FASA-C's.
+
+constexpr int sort_threads = 256;
+// The longest list sort_kept sorts (sort_threads x 32 items); longer lists stay as they are.
+constexpr std::int64_t sort_max_kept = sort_threads * 32;
+
+// grid: rows (sequence-major units); block: sort_threads. Row r's first budget.keep(length)
+// entries (tokens below 2^end_bit) in ascending order, in place.
+template <int ITEMS>
+__global__ void __launch_bounds__(sort_threads)
+    sort_kept(std::int32_t* idx, std::int64_t stride, const int* lengths, int units,
+              token_budget budget, int end_bit) {
+  grid_dependency_sync();
+  using sorter = cub::BlockRadixSort<int, sort_threads, ITEMS>;
+  __shared__ typename sorter::TempStorage tmp;
+  const std::int64_t row = blockIdx.x;
+  const std::int64_t keep = budget.keep(lengths[row / units]);
+  std::int32_t* list = idx + row * stride;
+  int keys[ITEMS];
+  for (int i = 0; i < ITEMS; ++i) {  // blocked: thread t holds entries t*ITEMS .. +ITEMS-1
+    const std::int64_t j = std::int64_t{threadIdx.x} * ITEMS + i;
+    keys[i] = j < keep ? list[j] : 0x7fffffff;  // all low bits set: after every token (stable)
+  }
+  sorter(tmp).Sort(keys, 0, end_bit);
+  for (int i = 0; i < ITEMS; ++i) {
+    const std::int64_t j = std::int64_t{threadIdx.x} * ITEMS + i;
+    if (j < keep) list[j] = keys[i];
+  }
 }
 
 }  // namespace fasa::cuda::kernels
