@@ -449,6 +449,7 @@ struct cuda_options_cli {
   double weights_gib = 15.0;
   bool whole_step = true;
   bool bus_probe = false;
+  int sort_selection = 1;  // splits.sort_selection as 0/1 (CLI11 reads a bool option as a flag)
   fasa::cuda::split_options splits;
 };
 }  // namespace fasa::tools
@@ -497,6 +498,7 @@ int run_cuda(const options& o, const fasa::tools::cuda_options_cli& c, bool budg
   g.bus_probe = c.bus_probe;
   g.max_host_gib = c.max_host_gib;
   g.splits = c.splits;
+  g.splits.sort_selection = c.sort_selection != 0;
   try {
     return fasa::tools::run_cuda_bench(g);
   } catch (const std::exception& e) {
@@ -694,10 +696,11 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(fasa::tools::whole_in(0, 16))
       ->check(CLI::IsMember({0, 2, 4, 8, 16}));
-  app.add_option("--split-sort-selection", cuda_only.splits.sort_selection,
+  app.add_option("--split-sort-selection", cuda_only.sort_selection,
                  "--backend cuda: 1 sorts each unit's kept tokens after the top-k (outputs repeat "
                  "bit for bit, FASA-M's equal FASA-C's), 0 leaves the top-k's order")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(CLI::IsMember({0, 1}));
   app.add_option("--bandwidth-mib", o.bandwidth_mib,
                  "Buffer size of the memory-bandwidth probe in MiB (0 skips it)")
       ->capture_default_str()

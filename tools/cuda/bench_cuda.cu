@@ -454,7 +454,9 @@ int run(const cuda_bench_options& o) {
             m.m_fetch_ms = median(m_fetch[i]);
             m.m_attend_ms = median(m_attend[i]);
             m.m_max_diff = m_diff[i];
-            m.m_kv = static_cast<double>(cases[i].d->kv_device_bytes());
+            // a decoder reading the first one's tiers holds only its pool: add the near tier
+            m.m_kv = static_cast<double>(cases[i].d->kv_device_bytes() +
+                                         (cases[i].d->owns_cache() ? 0 : fms[0]->cache_bytes()));
             m.m_host = static_cast<double>(fms[0]->host_bytes());
             rows.push_back(m);
             const double per_unit = static_cast<double>(batch) * units * std::min(n_fac, t);

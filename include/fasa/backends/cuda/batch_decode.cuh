@@ -390,6 +390,8 @@ class batch_decoder {
   // Device bytes of the KV cache: the cache (for FASA-M its near tier) and FASA-M's row pool
   // (its rows and the token each slot holds).
   std::size_t kv_device_bytes() const { return cache_.bytes() + work_.bytes() + slot_tok_.bytes(); }
+  // Device bytes of the cache the decoder owns (FASA-M: its near tier; 0 when shared).
+  std::size_t cache_bytes() const { return cache_.bytes(); }
   // FASA-M: elements of a sequence's near tier, the far tier as the GPU addresses it and its
   // stride per sequence (what another decoder's shared_cache names to read these tiers).
   std::int64_t seq_elements_near() const { return seq_stride_; }
