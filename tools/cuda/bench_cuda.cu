@@ -155,6 +155,12 @@ void write_floats(const std::string& path, const std::vector<float>& v) {
   FASA_CHECK(out.good(), "fasa-bench: cannot write ", path);
 }
 
+cuda::offload_options huge_pages_only(bool huge) {
+  cuda::offload_options oo{};
+  oo.huge_pages = huge;
+  return oo;
+}
+
 cuda::offload_fetch fetch_of(const std::string& name) {
   FASA_CHECK(name == "zero_copy" || name == "host_gather", "fasa-bench: unknown --offload-fetch '",
              name, "'; known: zero_copy, host_gather");
@@ -297,7 +303,8 @@ int run(const cuda_bench_options& o) {
               static_cast<long long>(t), batch, host_need / 1073741824.0, o.max_host_gib);
         else if (o.offload) {
           for (const std::string& fname : o.offload_fetch) {
-            cuda::offload_options oo{o.offload_huge_pages};
+            cuda::offload_options oo{};
+            oo.huge_pages = o.offload_huge_pages;
             oo.fetch = fetch_of(fname);
             oo.team = team;
             const cuda::shared_cache<Elem> tiers =
@@ -728,7 +735,7 @@ int run_capacity(const cuda_bench_options& o) {
           [&](int b) {
             return std::make_unique<fasam_t>(shape, b, sel, plan.offload_storage(),
                                              cuda::shared_cache<Elem>{},
-                                             cuda::offload_options{o.offload_huge_pages});
+                                             huge_pages_only(o.offload_huge_pages));
           },
           [&](fasam_t& d, const float* q, float* out) {
             d.forget_pool_share(share, o.seed, stream);
