@@ -468,7 +468,8 @@ int run(const cuda_bench_options& o) {
             rows.push_back(m);
             const double per_unit = static_cast<double>(batch) * units * std::min(n_fac, t);
             std::printf(
-                "    FASA-M %-11s %.2f of the pool emptied: %8.4f ms = %.2fx FASA-C, %.2fx faster than "
+                "    FASA-M %-11s %.2f of the pool emptied: %8.4f ms = %.2fx FASA-C, %.2fx faster "
+                "than "
                 "dense | fetched %.0f rows (%.3f of the units' kept rows), bus %.2f MB/step, "
                 "floor %.4f ms, plan + fetch %.4f ms, attend %.4f ms | max |FASA-M - FASA-C| "
                 "%.3g | GPU KV: dense %.3f GiB, FASA-C %.3f, FASA-M %.3f (%.3f of dense) + host "

@@ -28,7 +28,8 @@ TEST_CASE("gather_team runs a job once on every thread, job after job") {
       std::vector<std::atomic<int>> hits(static_cast<std::size_t>(team.size()));
       std::atomic<int> bad{0};
       team.run([&](int i, int n) {
-        if (n != team.size() || i < 0 || i >= n) ++bad;
+        if (n != team.size() || i < 0 || i >= n)
+          ++bad;
         else
           ++hits[static_cast<std::size_t>(i)];
       });
@@ -58,7 +59,8 @@ TEST_CASE("far_gather: each miss's rest dims then its value, in pair order") {
   for (std::int64_t p = 0; p < pairs; ++p) {
     count[static_cast<std::size_t>(p)] = static_cast<int>((p * 5) % (pool + 1));  // 0 .. 6
     for (int m = 0; m < count[static_cast<std::size_t>(p)]; ++m)
-      tok[static_cast<std::size_t>(p * pool + m)] = static_cast<std::int32_t>((p * 13 + m * 7) % 50);
+      tok[static_cast<std::size_t>(p * pool + m)] =
+          static_cast<std::int32_t>((p * 13 + m * 7) % 50);
   }
   const std::int64_t row = st.rest_width() + st.head_dim();
   for (int workers : {0, 2, 5}) {

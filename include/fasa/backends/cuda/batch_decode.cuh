@@ -945,8 +945,8 @@ class batch_decoder {
                         static_cast<const std::int64_t*>(stage_off_.device_data()), work_st_,
                         work_.data(), work_stride_, p);
         else
-          launch_kernel(kernels::fetch_rows<Elem, D>, fetch_grid, 256, 0, stream, st_dev_,
-                        tiers(), work_st_, work_.data(), work_stride_, p);
+          launch_kernel(kernels::fetch_rows<Elem, D>, fetch_grid, 256, 0, stream, st_dev_, tiers(),
+                        work_st_, work_.data(), work_stride_, p);
       });
       FASA_CUDA_CHECK_LAUNCH("fetch_rows");
       if (ev && ev->fetched) FASA_CUDA_CHECK(cudaEventRecord(ev->fetched, stream));
