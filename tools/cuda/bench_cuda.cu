@@ -308,9 +308,7 @@ int run(const cuda_bench_options& o) {
             oo.fetch = fetch_of(fname);
             oo.team = team;
             const cuda::shared_cache<Elem> tiers =
-                fms.empty() ? cuda::shared_cache<Elem>{}
-                            : cuda::shared_cache<Elem>{fms[0]->cache(), fms[0]->seq_elements_near(),
-                                                       fms[0]->far_tier(), fms[0]->far_stride()};
+                fms.empty() ? cuda::shared_cache<Elem>{} : fms[0]->shared();
             fms.push_back(std::make_unique<fasa_m_decoder>(
                 shape, batch, plan.tip(token_budget::tokens(max_budget)), plan.offload_storage(),
                 tiers, oo));
@@ -469,8 +467,7 @@ int run(const cuda_bench_options& o) {
             const double per_unit = static_cast<double>(batch) * units * std::min(n_fac, t);
             std::printf(
                 "    FASA-M %-11s %.2f of the pool emptied: %8.4f ms = %.2fx FASA-C, %.2fx faster "
-                "than "
-                "dense | fetched %.0f rows (%.3f of the units' kept rows), bus %.2f MB/step, "
+                "than dense | fetched %.0f rows (%.3f of the units' kept rows), bus %.2f MB/step, "
                 "floor %.4f ms, plan + fetch %.4f ms, attend %.4f ms | max |FASA-M - FASA-C| "
                 "%.3g | GPU KV: dense %.3f GiB, FASA-C %.3f, FASA-M %.3f (%.3f of dense) + host "
                 "%.3f GiB\n",

@@ -392,11 +392,9 @@ class batch_decoder {
   std::size_t kv_device_bytes() const { return cache_.bytes() + work_.bytes() + slot_tok_.bytes(); }
   // Device bytes of the cache the decoder owns (FASA-M: its near tier; 0 when shared).
   std::size_t cache_bytes() const { return cache_.bytes(); }
-  // FASA-M: elements of a sequence's near tier, the far tier as the GPU addresses it and its
-  // stride per sequence (what another decoder's shared_cache names to read these tiers).
-  std::int64_t seq_elements_near() const { return seq_stride_; }
-  Elem* far_tier() { return far_ptr_; }
-  std::int64_t far_stride() const { return far_stride_; }
+  // This decoder's cache as another decoder reads it (its shared_cache argument): for FASA-M
+  // both tiers, each reader with its own row pool.
+  shared_cache<Elem> shared() { return {cache_ptr_, seq_stride_, far_ptr_, far_stride_}; }
   // Pinned host bytes of FASA-M's far tier (0 for the other layouts).
   std::size_t host_bytes() const { return far_.bytes(); }
   // FASA-M: slots of the row pool per (sequence, KV head).

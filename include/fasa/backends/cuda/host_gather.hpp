@@ -6,8 +6,8 @@
 // far rows (the rest of the key and the value of a token, 2 * head_dim - slab_width elements)
 // out of the far tier into one compact staging buffer in pinned memory, which a kernel then
 // reads in one sequential sweep. It trades the GPU's scattered reads of many gigabytes of
-// mapped host memory (each a translation the GPU must walk) for the CPU's, whose TLB covers
-// them with huge pages, and a contiguous transfer over the bus.
+// mapped host memory (each a translation the GPU must walk, fasa-bench --bus-probe) for the
+// CPUs', and a contiguous transfer over the bus.
 // Plain C++ (no CUDA): the decoder runs it in a host node of its step (cudaLaunchHostFunc), and
 // the CPU tests check it against a naive loop.
 
@@ -133,30 +133,36 @@ struct far_gather {
   // Copies staging rows [r0, r1) (after plan()).
   void copy(std::int64_t r0, std::int64_t r1) const {
     if (r0 >= r1) return;
-    const int heads = st.num_kv_heads(), rw = st.rest_width(), d = st.head_dim();
-    const std::int64_t re = row_elements();
-    // the pair holding row r0: the last p with offsets[p] <= r0
-    std::int64_t p = std::upper_bound(offsets, offsets + pairs() + 1, r0) - offsets - 1;
-    constexpr int ahead = 8;  // rows prefetched ahead of the copy
-    for (std::int64_t r = r0; r < r1; ++r) {
-      while (offsets[p + 1] <= r) ++p;
-      const int b = static_cast<int>(p / heads), kv = static_cast<int>(p % heads);
-      const std::int64_t t = tok[p * pool + (r - offsets[p])];
+    const int heads = st.num_kv_heads();
+    // A cursor over the rows: the pair p holding row r (the last p with offsets[p] <= r), and
+    // where that row's rest and value sit in the far tier.
+    struct cursor {
+      std::int64_t p;
+      const Elem *rest = nullptr, *value = nullptr;
+    };
+    const auto move_to = [&](cursor& c, std::int64_t r) {
+      while (offsets[c.p + 1] <= r) ++c.p;
+      const int b = static_cast<int>(c.p / heads), kv = static_cast<int>(c.p % heads);
+      const std::int64_t t = tok[c.p * pool + (r - offsets[c.p])];
       const Elem* base = far + b * far_stride;
-      if (r + ahead < r1) {
-        std::int64_t q = p;
-        while (offsets[q + 1] <= r + ahead) ++q;
-        const int qb = static_cast<int>(q / heads), qkv = static_cast<int>(q % heads);
-        const std::int64_t qt = tok[q * pool + (r + ahead - offsets[q])];
-        const Elem* qbase = far + qb * far_stride;
-        __builtin_prefetch(qbase + st.far_offset(st.rest_row(qkv, qt)));
-        __builtin_prefetch(qbase + st.far_offset(st.value_row(qkv, qt)));
+      c.rest = base + st.far_offset(st.rest_row(kv, t));
+      c.value = base + st.far_offset(st.value_row(kv, t));
+    };
+    const std::int64_t first = std::upper_bound(offsets, offsets + pairs() + 1, r0) - offsets - 1;
+    cursor now{first}, ahead{first};
+    constexpr int distance = 8;  // rows prefetched ahead of the copy
+    const std::size_t rest_bytes = static_cast<std::size_t>(st.rest_width()) * sizeof(Elem);
+    const std::size_t value_bytes = static_cast<std::size_t>(st.head_dim()) * sizeof(Elem);
+    for (std::int64_t r = r0; r < r1; ++r) {
+      if (r + distance < r1) {
+        move_to(ahead, r + distance);
+        __builtin_prefetch(ahead.rest);
+        __builtin_prefetch(ahead.value);
       }
-      Elem* dst = stage + r * re;
-      std::memcpy(dst, base + st.far_offset(st.rest_row(kv, t)),
-                  static_cast<std::size_t>(rw) * sizeof(Elem));
-      std::memcpy(dst + rw, base + st.far_offset(st.value_row(kv, t)),
-                  static_cast<std::size_t>(d) * sizeof(Elem));
+      move_to(now, r);
+      Elem* dst = stage + r * row_elements();
+      std::memcpy(dst, now.rest, rest_bytes);
+      std::memcpy(dst + st.rest_width(), now.value, value_bytes);
     }
   }
 
